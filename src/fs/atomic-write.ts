@@ -1,0 +1,234 @@
+/**
+ * Atomic file replace: readers and a crash at any point see either the whole old file or
+ * the whole new one. Temp file in the same directory → write every byte → fsync → close →
+ * rename → fsync the directory → resolve. write-file-atomic skips the directory fsync.
+ */
+import { randomBytes } from 'node:crypto';
+import { basename, dirname, join, resolve } from 'node:path';
+import { threadId } from 'node:worker_threads';
+import { InvalidArgumentError, InvalidOptionError, TransactionCancelledError } from '../core/errors.js';
+import { classifyFsError, errnoOf } from './errors.js';
+import { type FsAdapter, type FsFile, nodeFs } from './fs-adapter.js';
+import { writeAll } from './write-all.js';
+
+/**
+ * `'full'` (default): fsync the file and the directory. `'data'`: fsync the file only
+ * (the rename may be undone by a power loss). `'none'`: rename only, not crash-safe.
+ */
+export type Durability = 'full' | 'data' | 'none';
+
+export interface AtomicWriteOptions {
+  /** Encoding of string data. Default `'utf8'`. */
+  encoding?: BufferEncoding;
+  /** Default `'full'`. */
+  durability?: Durability;
+  /** Mode of a new file. Default: the existing file's mode, else `0o666 & ~umask`. */
+  mode?: number;
+  /** When root, keep the existing file's owner. Default true. */
+  chown?: boolean;
+  /** Replace the real file behind a symlinked target (default true) instead of the link. */
+  followSymlinks?: boolean;
+  /** Cancels before the rename; the temp file is removed. */
+  signal?: AbortSignal;
+  /** Filesystem layer (fault injection in tests). */
+  fs?: FsAdapter;
+  /** Called with the temp file's path once it exists. */
+  onTempCreated?: (tempPath: string) => void;
+}
+
+export type AtomicWriteData = string | Uint8Array | AsyncIterable<Uint8Array | string>;
+
+const DURABILITIES: readonly Durability[] = ['full', 'data', 'none'];
+/** Temp names: `.<base>.<pid>.<threadId>.<12 hex>.tmp`; `cleanupStaleTemps` matches this. */
+export const TEMP_NAME = /^\.(.+)\.(\d+)\.(\d+)\.([0-9a-f]{12})\.tmp$/;
+
+export function tempPathFor(target: string): string {
+  return join(
+    dirname(target),
+    `.${basename(target)}.${process.pid}.${threadId}.${randomBytes(6).toString('hex')}.tmp`,
+  );
+}
+
+/** In-process FIFO per resolved path, so concurrent calls apply in call order. */
+const queues = new Map<string, Promise<unknown>>();
+
+async function resolveTarget(fs: FsAdapter, path: string, follow: boolean): Promise<string> {
+  const abs = resolve(path);
+  if (!follow) return abs;
+  try {
+    return await fs.realpath(abs);
+  } catch (err) {
+    if (errnoOf(err) !== 'ENOENT') throw err;
+    // A missing target: resolve its directory so the temp lands next to the real file.
+    try {
+      return join(await fs.realpath(dirname(abs)), basename(abs));
+    } catch {
+      return abs;
+    }
+  }
+}
+
+function checkOptions(path: unknown, data: unknown, o: AtomicWriteOptions): void {
+  if (typeof path !== 'string' || path.length === 0) {
+    throw new InvalidArgumentError('atomicWriteFile: path must be a non-empty string');
+  }
+  if (data === null || data === undefined) {
+    throw new InvalidArgumentError(
+      'atomicWriteFile: data must be a string, a Uint8Array or an async iterable',
+    );
+  }
+  if (o.durability !== undefined && !DURABILITIES.includes(o.durability)) {
+    throw new InvalidOptionError(`atomicWriteFile: durability must be one of ${DURABILITIES.join(', ')}`);
+  }
+  if (o.mode !== undefined && (!Number.isInteger(o.mode) || o.mode < 0 || o.mode > 0o7777)) {
+    throw new InvalidOptionError('atomicWriteFile: mode must be an integer between 0 and 0o7777');
+  }
+}
+
+async function writeData(file: FsFile, data: AtomicWriteData, encoding: BufferEncoding, path: string) {
+  if (typeof data === 'string') return writeAll(file, Buffer.from(data, encoding), 0, path);
+  if (data instanceof Uint8Array) return writeAll(file, data, 0, path);
+  let pos = 0;
+  for await (const chunk of data) {
+    const buf = typeof chunk === 'string' ? Buffer.from(chunk, encoding) : chunk;
+    await writeAll(file, buf, pos, path);
+    pos += buf.length;
+  }
+}
+
+/**
+ * Replaces `path` atomically with `data`. Resolves only once the new content and the
+ * rename are durable (with the default `durability: 'full'`). On any error the target is
+ * untouched, the temp file is removed, and a classified error is thrown
+ * (`DiskFullError`, `FsPermissionError`, `CrossDeviceError`, `FsIoError`, ...).
+ *
+ * @example
+ * await atomicWriteFile('config.json', JSON.stringify(config));
+ */
+export async function atomicWriteFile(
+  path: string,
+  data: AtomicWriteData,
+  options: AtomicWriteOptions = {},
+): Promise<void> {
+  checkOptions(path, data, options);
+  const fs = options.fs ?? nodeFs;
+  const target = await resolveTarget(fs, path, options.followSymlinks ?? true);
+  const previous = queues.get(target) ?? Promise.resolve();
+  const run = previous.then(
+    () => replace(fs, target, data, options),
+    () => replace(fs, target, data, options),
+  );
+  queues.set(target, run);
+  try {
+    await run;
+  } finally {
+    if (queues.get(target) === run) queues.delete(target);
+  }
+}
+
+async function replace(fs: FsAdapter, target: string, data: AtomicWriteData, o: AtomicWriteOptions) {
+  const durability = o.durability ?? 'full';
+  const op = 'atomicWriteFile';
+  const abortIfNeeded = () => {
+    if (o.signal?.aborted) throw new TransactionCancelledError(`${op}: aborted before rename of ${target}`);
+  };
+  abortIfNeeded();
+  let existing: { mode: number; uid: number; gid: number } | undefined;
+  try {
+    const st = await fs.stat(target);
+    existing = { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid };
+  } catch (err) {
+    if (errnoOf(err) !== 'ENOENT') throw classifyFsError(err, { op, step: 'stat target', path: target });
+  }
+  const temp = tempPathFor(target);
+  let step = 'create temp file';
+  let file: FsFile | undefined;
+  let renamed = false;
+  try {
+    file = await fs.open(temp, 'wx', o.mode ?? existing?.mode ?? 0o666);
+    o.onTempCreated?.(temp);
+    step = 'write temp file';
+    await writeData(file, data, o.encoding ?? 'utf8', temp);
+    if (existing && o.mode === undefined) {
+      step = 'chmod temp file';
+      await file.chmod(existing.mode); // open() applied the umask; keep the old mode exactly
+    }
+    if (existing && (o.chown ?? true) && process.getuid?.() === 0) {
+      step = 'chown temp file';
+      await file.chown(existing.uid, existing.gid).catch(() => {}); // as write-file-atomic: best effort
+    }
+    if (durability !== 'none') {
+      step = 'fsync temp file';
+      if (durability === 'data') await file.datasync();
+      else await file.sync();
+    }
+    step = 'close temp file';
+    const f = file;
+    file = undefined;
+    await f.close(); // NFS reports deferred write errors here
+    abortIfNeeded();
+    step = 'rename';
+    await fs.rename(temp, target);
+    renamed = true;
+    if (durability === 'full') {
+      step = 'fsync directory';
+      await fs.syncDir(dirname(target));
+    }
+  } catch (err) {
+    if (file) await file.close().catch(() => {});
+    if (!renamed) await fs.unlink(temp).catch(() => {});
+    const fsyncFailed = step.startsWith('fsync');
+    const e = classifyFsError(err, { op, step, path: target }, fsyncFailed);
+    if (renamed)
+      e.detail = 'the rename happened but is not known to be durable: treat the outcome as unknown';
+    throw e;
+  }
+}
+
+/** `atomicWriteFile` of `JSON.stringify(value, null, indent)` plus a newline. */
+export function atomicWriteJson(
+  path: string,
+  value: unknown,
+  options: AtomicWriteOptions & { indent?: number } = {},
+): Promise<void> {
+  return atomicWriteFile(path, `${JSON.stringify(value, null, options.indent ?? 2)}\n`, options);
+}
+
+/**
+ * Removes txkit temp files in `dir` older than `olderThanMs` (default 24 h) whose writer
+ * process is gone. Only names matching txkit's temp pattern are touched. Returns the count.
+ */
+export async function cleanupStaleTemps(
+  dir: string,
+  options: { olderThanMs?: number; fs?: FsAdapter } = {},
+): Promise<number> {
+  const fs = options.fs ?? nodeFs;
+  const olderThan = options.olderThanMs ?? 24 * 3600_000;
+  let removed = 0;
+  for (const name of await fs.readdir(dir)) {
+    const m = TEMP_NAME.exec(name);
+    if (!m) continue;
+    const pid = Number(m[2]);
+    if (pid !== process.pid && isAlive(pid)) continue;
+    if (pid === process.pid && olderThan > 0) continue;
+    const p = join(dir, name);
+    try {
+      const st = await fs.stat(p);
+      if (Date.now() - st.mtimeMs < olderThan) continue;
+      await fs.unlink(p);
+      removed++;
+    } catch {
+      // raced with its writer or another cleaner
+    }
+  }
+  return removed;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return errnoOf(err) === 'EPERM';
+  }
+}

@@ -1,0 +1,8 @@
+/**
+ * `txkit/fs`: crash-safe filesystem transactions. Atomic replace, cross-process locks,
+ * multi-file transactions, a write-ahead log, integrity manifests and backups.
+ */
+export * from './atomic-write.js';
+export * from './errors.js';
+export * from './fault-injection.js';
+export * from './fs-adapter.js';

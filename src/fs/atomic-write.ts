@@ -112,17 +112,16 @@ export async function atomicWriteFile(
 ): Promise<void> {
   checkOptions(path, data, options);
   const fs = options.fs ?? nodeFs;
-  const target = await resolveTarget(fs, path, options.followSymlinks ?? true);
-  const previous = queues.get(target) ?? Promise.resolve();
-  const run = previous.then(
-    () => replace(fs, target, data, options),
-    () => replace(fs, target, data, options),
-  );
-  queues.set(target, run);
+  // Queue synchronously (before any await) so calls apply in call order.
+  const key = resolve(path);
+  const task = async () =>
+    replace(fs, await resolveTarget(fs, path, options.followSymlinks ?? true), data, options);
+  const run = (queues.get(key) ?? Promise.resolve()).then(task, task);
+  queues.set(key, run);
   try {
     await run;
   } finally {
-    if (queues.get(target) === run) queues.delete(target);
+    if (queues.get(key) === run) queues.delete(key);
   }
 }
 

@@ -62,6 +62,8 @@ interface Cluster {
   socketDir: string;
   port: number;
   runAs: string;
+  /** Server settings that override the defaults below (`-c name=value`). */
+  settings?: Record<string, string>;
 }
 
 async function asOwner(cluster: Pick<Cluster, 'runAs'>, file: string, args: string[]): Promise<void> {
@@ -74,6 +76,7 @@ async function pgCtl(cluster: Cluster, args: string[]): Promise<void> {
 }
 
 function serverOptions(cluster: Cluster): string {
+  const overrides = Object.entries(cluster.settings ?? {}).map(([k, v]) => `-c ${k}=${v}`);
   return [
     `-p ${cluster.port}`,
     `-k ${cluster.socketDir}`,
@@ -84,6 +87,7 @@ function serverOptions(cluster: Cluster): string {
     // (pg_ctl -m immediate) still recovers everything from the WAL in the page cache.
     '-c fsync=off',
     '-c full_page_writes=off',
+    ...overrides,
   ].join(' ');
 }
 
@@ -100,8 +104,7 @@ async function startCluster(cluster: Cluster): Promise<void> {
   ]);
 }
 
-function clusterFromEnv(): Cluster | undefined {
-  const e = process.env;
+function clusterFromEnv(e: Record<string, string | undefined>): Cluster | undefined {
   if (e.TXKIT_PG_PRIVATE !== '1' || !e.TXKIT_PG_DATA_DIR || !e.TXKIT_PG_BIN_DIR || !e.TXKIT_PG_SOCKET_DIR) {
     return undefined;
   }
@@ -115,16 +118,20 @@ function clusterFromEnv(): Cluster | undefined {
 }
 
 /** True when the tests run against the private cluster, which they may stop and restart. */
-export function canRestartServer(): boolean {
-  return clusterFromEnv() !== undefined;
+export function canRestartServer(env: Record<string, string | undefined> = process.env): boolean {
+  return clusterFromEnv(env) !== undefined;
 }
 
 /**
  * Stops the private cluster (`immediate` is a crash: no checkpoint, recovery on start)
- * and starts it again on the same port. Only for the private instance.
+ * and starts it again on the same port. Only for a private instance: pass the `env` of
+ * the {@link StartedServer} (default: the run's shared cluster, via `process.env`).
  */
-export async function restartPrivateServer(mode: 'immediate' | 'fast' = 'immediate'): Promise<void> {
-  const cluster = clusterFromEnv();
+export async function restartPrivateServer(
+  mode: 'immediate' | 'fast' = 'immediate',
+  env: Record<string, string | undefined> = process.env,
+): Promise<void> {
+  const cluster = clusterFromEnv(env);
   if (!cluster) throw new Error('restartPrivateServer: not running against the private test cluster');
   await pgCtl(cluster, ['-m', mode, '-w', 'stop']);
   await startCluster(cluster);
@@ -132,9 +139,11 @@ export async function restartPrivateServer(mode: 'immediate' | 'fast' = 'immedia
 
 /**
  * Starts a private cluster with a `test` database. Returns undefined when the binaries
- * are missing. `extraDatabases` are created too (e.g. for the benchmark).
+ * are missing. `settings` override server settings (e.g. `max_prepared_transactions: '0'`).
  */
-export async function startPrivateCluster(): Promise<StartedServer | undefined> {
+export async function startPrivateCluster(
+  options: { settings?: Record<string, string> } = {},
+): Promise<StartedServer | undefined> {
   const binDir = findPgBinDir();
   if (!binDir) return undefined;
   const isRoot = process.getuid?.() === 0;
@@ -153,6 +162,7 @@ export async function startPrivateCluster(): Promise<StartedServer | undefined> 
   }
   await chmod(base, 0o700);
   const cluster: Cluster = { binDir, dataDir, socketDir, port: await freePort(), runAs };
+  if (options.settings) cluster.settings = options.settings;
   await asOwner(cluster, path.join(binDir, 'initdb'), [
     '-D',
     dataDir,

@@ -4,5 +4,8 @@
  */
 export * from './atomic-write.js';
 export * from './errors.js';
+export * from './events.js';
 export * from './fault-injection.js';
 export * from './fs-adapter.js';
+export * from './lock.js';
+export * from './process-identity.js';

@@ -95,14 +95,12 @@ export class TxkitError extends Error {
 }
 
 type Init = TxkitErrorInit;
-const fixed =
-  (code: ErrorCode, retryable: boolean) =>
-  (Base: typeof TxkitError) =>
-    class extends Base {
-      constructor(message: string, init: Init = {}) {
-        super(code, message, { retryable, ...init });
-      }
-    };
+const fixed = (code: ErrorCode, retryable: boolean) => (Base: typeof TxkitError) =>
+  class extends Base {
+    constructor(message: string, init: Init = {}) {
+      super(code, message, { retryable, ...init });
+    }
+  };
 
 /** A constraint was violated (the statement failed; see the subclasses). */
 export class ConstraintViolationError extends TxkitError {

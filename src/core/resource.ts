@@ -129,7 +129,11 @@ export interface Resource {
   readonly kind: string;
   readonly capabilities: Capabilities;
   begin(req: BeginRequest): Promise<ResourceTx>;
-  query<T = Record<string, unknown>>(sql: string, params: Params | undefined, req: AutocommitRequest): Promise<T[]>;
+  query<T = Record<string, unknown>>(
+    sql: string,
+    params: Params | undefined,
+    req: AutocommitRequest,
+  ): Promise<T[]>;
   execute(sql: string, params: Params | undefined, req: AutocommitRequest): Promise<ExecuteResult>;
   /** Maps any driver error to the taxonomy. Already-classified errors are returned as they are. */
   classify(err: unknown): TxkitError;

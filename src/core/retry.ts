@@ -76,7 +76,9 @@ export function resolveRetry(option: RetryPolicy | boolean | undefined): Resolve
     throw new InvalidOptionError(`retry.jitterRatio must be between 0 and 1, got ${option.jitterRatio}`);
   }
   if (option.jitter !== undefined && !JITTERS.includes(option.jitter)) {
-    throw new InvalidOptionError(`retry.jitter must be one of ${JITTERS.join(', ')}, got ${String(option.jitter)}`);
+    throw new InvalidOptionError(
+      `retry.jitter must be one of ${JITTERS.join(', ')}, got ${String(option.jitter)}`,
+    );
   }
   for (const fn of ['retryOn', 'random'] as const) {
     if (option[fn] !== undefined && typeof option[fn] !== 'function') {
@@ -109,7 +111,8 @@ export async function waitFor(ms: number, signal?: AbortSignal): Promise<void> {
   try {
     await sleep(ms, undefined, signal ? { signal } : undefined);
   } catch (err) {
-    if (signal?.aborted) throw new TransactionCancelledError('cancelled while waiting to retry', { cause: signal.reason });
+    if (signal?.aborted)
+      throw new TransactionCancelledError('cancelled while waiting to retry', { cause: signal.reason });
     throw err;
   }
 }

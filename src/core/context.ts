@@ -1,0 +1,55 @@
+/**
+ * The ambient transaction: which transaction, if any, the current async context is in,
+ * per database instance. Built on AsyncLocalStorage, so it follows `await`, timers and
+ * promise chains, and never leaks into unrelated async work.
+ */
+import { AsyncLocalStorage } from 'node:async_hooks';
+import type { ResourceTx } from './resource.js';
+import type { Transaction } from './transaction.js';
+
+export interface Frame {
+  /** The transaction scope this context runs in, or undefined (e.g. `not_supported`). */
+  readonly tx: Transaction | undefined;
+  /** Physical transactions of this database suspended by `requires_new` / `not_supported` here. */
+  readonly suspended: readonly ResourceTx[];
+}
+
+interface Store {
+  readonly frames: ReadonlyMap<object, Frame>;
+  readonly innermost: Transaction | undefined;
+}
+
+const storage = new AsyncLocalStorage<Store>();
+const NO_FRAME: Frame = Object.freeze({
+  tx: undefined,
+  suspended: Object.freeze([]) as readonly ResourceTx[],
+});
+
+/** The frame of `db` in the current async context. */
+export function frameOf(db: object): Frame {
+  return storage.getStore()?.frames.get(db) ?? NO_FRAME;
+}
+
+/** Runs `fn` with `frame` as `db`'s frame; other databases' frames are unchanged. */
+export function runInFrame<T>(db: object, frame: Frame, fn: () => T): T {
+  const store = storage.getStore();
+  const frames = new Map(store?.frames);
+  frames.set(db, frame);
+  return storage.run({ frames, innermost: frame.tx ?? store?.innermost }, fn);
+}
+
+/**
+ * The transaction open in the current async context: of `db` when given, otherwise the
+ * innermost one of any database. Undefined outside a transaction or once it has ended.
+ *
+ * @example
+ * await db.transaction(async () => {
+ *   await repo.save(order); // repo calls currentTransaction(db) or simply db.execute(...)
+ * });
+ */
+export function currentTransaction(db?: object): Transaction | undefined {
+  const store = storage.getStore();
+  if (!store) return undefined;
+  const tx = db ? store.frames.get(db)?.tx : store.innermost;
+  return tx?.isOpen ? tx : undefined;
+}

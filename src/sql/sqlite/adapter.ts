@@ -1,0 +1,384 @@
+/**
+ * SQLite as a txkit resource. One writer connection behind an async FIFO mutex serves
+ * every read-write transaction and autocommit write of this handle, so other async code
+ * never slips into an open transaction. Optional read-only connections (WAL) serve
+ * read-only transactions and autocommit reads. Extra connections are opened only for
+ * work that runs while a transaction of this handle is suspended (`requires_new`).
+ */
+import {
+  InvalidOptionError,
+  SelfDeadlockError,
+  TxkitError,
+  UnsupportedFeatureError,
+} from '../../core/errors.js';
+import { FifoMutex } from '../../core/mutex.js';
+import type {
+  AutocommitRequest,
+  BeginRequest,
+  Capabilities,
+  ExecuteResult,
+  IsolationLevel,
+  Params,
+  Resource,
+  ResourceTx,
+} from '../../core/resource.js';
+import { assertNoTransactionControl } from '../shared/statement-guard.js';
+import { SqliteConnection } from './connection.js';
+import { classifySqliteError } from './errors.js';
+import { BEGIN_MODES, type BeginMode, type ResolvedSqliteOptions } from './options.js';
+
+const ALL_PREVENTED = [
+  'dirty_read',
+  'non_repeatable_read',
+  'phantom_read',
+  'lost_update',
+  'read_skew',
+  'write_skew',
+] as const;
+const SERIALIZABLE = { effective: 'serializable', prevents: ALL_PREVENTED } as const;
+
+/** SQLite transactions between connections are always serializable. */
+export const SQLITE_CAPABILITIES: Capabilities = Object.freeze({
+  isolation: Object.freeze({
+    'read uncommitted': SERIALIZABLE,
+    'read committed': SERIALIZABLE,
+    'repeatable read': SERIALIZABLE,
+    serializable: SERIALIZABLE,
+  }),
+  defaultIsolation: 'serializable',
+  savepoints: true,
+  readOnly: true,
+  deferrable: false,
+  twoPhase: false,
+  concurrentTransactions: false,
+  statementErrorAbortsTransaction: false,
+});
+
+const BEGIN_SQL: Record<BeginMode, string> = {
+  deferred: 'BEGIN DEFERRED',
+  immediate: 'BEGIN IMMEDIATE',
+  exclusive: 'BEGIN EXCLUSIVE',
+};
+
+/** Runs a statement on a connection: rows for queries, changes for the rest. */
+function runQuery<T>(conn: SqliteConnection, sql: string, params: Params | undefined): T[] {
+  const stmt = conn.prepare(sql);
+  if (stmt.reader) return (params === undefined ? stmt.all() : stmt.all(params as never)) as T[];
+  if (params === undefined) stmt.run();
+  else stmt.run(params as never);
+  return [];
+}
+
+function runExecute(conn: SqliteConnection, sql: string, params: Params | undefined): ExecuteResult {
+  const stmt = conn.prepare(sql);
+  if (stmt.reader) {
+    // INSERT … RETURNING and friends: run them fully; the returned rows are the affected ones.
+    const rows = params === undefined ? stmt.all() : stmt.all(params as never);
+    return { rowsAffected: rows.length };
+  }
+  const r = params === undefined ? stmt.run() : stmt.run(params as never);
+  return { rowsAffected: r.changes, lastInsertId: r.lastInsertRowid };
+}
+
+export class SqliteResource implements Resource {
+  readonly kind = 'sqlite';
+  readonly capabilities = SQLITE_CAPABILITIES;
+  writer: SqliteConnection;
+  readonly writerLock = new FifoMutex();
+  readonly #readers: { conn: SqliteConnection; lock: FifoMutex }[] = [];
+  readonly #spare: SqliteConnection[] = [];
+  #closed = false;
+
+  constructor(readonly options: ResolvedSqliteOptions) {
+    this.writer = new SqliteConnection(options, 'writer');
+    try {
+      for (let i = 0; i < options.readers; i++) {
+        this.#readers.push({ conn: new SqliteConnection(options, 'reader'), lock: new FifoMutex() });
+      }
+    } catch (err) {
+      this.#closeAll();
+      throw err;
+    }
+  }
+
+  classify(err: unknown): TxkitError {
+    return classifySqliteError(err);
+  }
+
+  #guard(sql: string): void {
+    if (!this.options.allowRawTransactionControl) assertNoTransactionControl(sql);
+  }
+
+  /** The suspended transaction of this handle that holds SQLite's write lock, if any. */
+  #suspendedWriter(suspended: readonly ResourceTx[]): SqliteTx | undefined {
+    for (const s of suspended) if (s instanceof SqliteTx && s.resource === this && s.holdsWriteLock) return s;
+    return undefined;
+  }
+
+  #ownsSuspended(suspended: readonly ResourceTx[]): boolean {
+    return suspended.some((s) => s instanceof SqliteTx && s.resource === this && s.conn === this.writer);
+  }
+
+  #selfDeadlock(what: string, holder: SqliteTx): SelfDeadlockError {
+    return new SelfDeadlockError(
+      `${what} would wait for SQLite's single write lock, held by its own suspended transaction ${holder.txId}, ` +
+        'which cannot finish until this work does. Write in the outer transaction (a nested scope) instead, ' +
+        'or run this work after the outer transaction ends.',
+    );
+  }
+
+  #spareConnection(): SqliteConnection {
+    if (this.options.memory) {
+      throw new UnsupportedFeatureError(
+        "an in-memory SQLite database has a single connection: 'requires_new' and 'not_supported' need a database file",
+      );
+    }
+    return this.#spare.pop() ?? new SqliteConnection(this.options, 'aux');
+  }
+
+  #returnSpare(conn: SqliteConnection): void {
+    if (this.#closed || this.#spare.length >= 2) conn.close();
+    else this.#spare.push(conn);
+  }
+
+  async begin(req: BeginRequest): Promise<ResourceTx> {
+    if (this.options.strictIsolation && req.isolation !== undefined && req.isolation !== 'serializable') {
+      throw new UnsupportedFeatureError(
+        `SQLite runs every transaction serializable; '${req.isolation}' was requested and strictIsolation is on`,
+      );
+    }
+    const mode =
+      (req.extra.beginMode as BeginMode | undefined) ??
+      (req.readOnly ? 'deferred' : this.options.defaultBeginMode);
+    if (!BEGIN_MODES.includes(mode)) {
+      throw new InvalidOptionError(
+        `beginMode must be one of ${BEGIN_MODES.map((m) => `'${m}'`).join(', ')}, got ${JSON.stringify(mode)}`,
+      );
+    }
+    const label = `transaction ${req.txId}${req.name ? ` (${req.name})` : ''}`;
+    if (this.#ownsSuspended(req.suspended)) {
+      // requires_new under a suspended transaction of this handle: the writer is taken.
+      const holder = this.#suspendedWriter(req.suspended);
+      if (holder && !req.readOnly) throw this.#selfDeadlock(`read-write ${label}`, holder);
+      const conn = this.#readers.length > 0 && req.readOnly ? undefined : this.#spareConnection();
+      if (conn) return this.#beginOn(conn, mode, req, () => this.#returnSpare(conn));
+    }
+    if (req.readOnly && this.#readers.length > 0) {
+      const reader = this.#pickReader();
+      const release = await reader.lock.acquire(this.options.lockWaitTimeoutMs, label);
+      return this.#beginOn(reader.conn, 'deferred', req, release);
+    }
+    const release = await this.writerLock.acquire(this.options.lockWaitTimeoutMs, label);
+    return this.#beginOn(this.writer, mode, req, release);
+  }
+
+  async #beginOn(
+    conn: SqliteConnection,
+    mode: BeginMode,
+    req: BeginRequest,
+    release: () => void,
+  ): Promise<SqliteTx> {
+    try {
+      if (req.readOnly && conn.role !== 'reader') conn.prepare('PRAGMA query_only = ON').run();
+      await conn.retryBusy(() => conn.prepare(BEGIN_SQL[mode]).run(), `BEGIN ${mode.toUpperCase()}`);
+    } catch (err) {
+      if (req.readOnly && conn.role !== 'reader' && conn.driver.open)
+        conn.prepare('PRAGMA query_only = OFF').run();
+      release();
+      throw classifySqliteError(err);
+    }
+    return new SqliteTx(this, conn, req.txId, mode, req.readOnly, release);
+  }
+
+  #pickReader(): { conn: SqliteConnection; lock: FifoMutex } {
+    let best = this.#readers[0]!;
+    for (const r of this.#readers) {
+      if (!r.lock.locked) return r;
+      if (r.lock.waiting < best.lock.waiting) best = r;
+    }
+    return best;
+  }
+
+  async query<T>(sql: string, params: Params | undefined, req: AutocommitRequest): Promise<T[]> {
+    return this.#autocommit(sql, req, (conn) => runQuery<T>(conn, sql, params));
+  }
+
+  async execute(sql: string, params: Params | undefined, req: AutocommitRequest): Promise<ExecuteResult> {
+    return this.#autocommit(sql, req, (conn) => runExecute(conn, sql, params));
+  }
+
+  async #autocommit<T>(sql: string, req: AutocommitRequest, op: (conn: SqliteConnection) => T): Promise<T> {
+    this.#guard(sql);
+    let readOnly: boolean;
+    try {
+      readOnly = this.writer.prepare(sql).readonly;
+    } catch (err) {
+      throw classifySqliteError(err);
+    }
+    if (this.#ownsSuspended(req.suspended)) {
+      const holder = this.#suspendedWriter(req.suspended);
+      if (holder && !readOnly) throw this.#selfDeadlock('an autocommit write', holder);
+      const conn = this.#spareConnection();
+      try {
+        return await conn.retryBusy(() => op(conn), 'autocommit statement');
+      } finally {
+        this.#returnSpare(conn);
+      }
+    }
+    if (readOnly && this.#readers.length > 0) {
+      const reader = this.#pickReader();
+      const release = await reader.lock.acquire(this.options.lockWaitTimeoutMs, 'an autocommit read');
+      try {
+        return await reader.conn.retryBusy(() => op(reader.conn), 'autocommit read');
+      } finally {
+        release();
+      }
+    }
+    const release = await this.writerLock.acquire(this.options.lockWaitTimeoutMs, 'an autocommit statement');
+    try {
+      return await this.writer.retryBusy(() => op(this.writer), 'autocommit statement');
+    } finally {
+      release();
+    }
+  }
+
+  /** Replaces the writer after a failure left its state in doubt (closing rolls back). */
+  recycleWriter(): void {
+    try {
+      this.writer.close();
+    } catch {
+      // already broken
+    }
+    if (!this.#closed) this.writer = new SqliteConnection(this.options, 'writer');
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    // Let queued work finish first: closing under a running transaction would roll it back.
+    const release = await this.writerLock.acquire(this.options.lockWaitTimeoutMs, 'close()');
+    try {
+      this.#closeAll();
+    } finally {
+      release();
+    }
+  }
+
+  #closeAll(): void {
+    for (const r of this.#readers) r.conn.close();
+    for (const c of this.#spare) c.close();
+    this.#spare.length = 0;
+    this.writer.close();
+  }
+}
+
+/** One SQLite transaction on one connection (the writer, a reader, or a spare). */
+export class SqliteTx implements ResourceTx {
+  readonly isolation: IsolationLevel = 'serializable';
+  /** True once this transaction may hold SQLite's write lock. */
+  holdsWriteLock: boolean;
+  #done = false;
+
+  constructor(
+    readonly resource: SqliteResource,
+    readonly conn: SqliteConnection,
+    readonly txId: string,
+    readonly mode: BeginMode,
+    readonly readOnly: boolean,
+    private readonly unlock: () => void,
+  ) {
+    this.holdsWriteLock = mode !== 'deferred';
+  }
+
+  #run<T>(sql: string, op: () => T): Promise<T> {
+    try {
+      this.resource.options.allowRawTransactionControl || assertNoTransactionControl(sql);
+      const stmt = this.conn.prepare(sql);
+      if (!stmt.readonly) this.holdsWriteLock = true;
+      return Promise.resolve(op());
+    } catch (err) {
+      return Promise.reject(classifySqliteError(err));
+    }
+  }
+
+  query<T>(sql: string, params?: Params): Promise<T[]> {
+    return this.#run(sql, () => runQuery<T>(this.conn, sql, params));
+  }
+
+  execute(sql: string, params?: Params): Promise<ExecuteResult> {
+    return this.#run(sql, () => runExecute(this.conn, sql, params));
+  }
+
+  #control(sql: string): Promise<void> {
+    try {
+      this.conn.prepare(sql).run();
+      return Promise.resolve();
+    } catch (err) {
+      return Promise.reject(classifySqliteError(err));
+    }
+  }
+
+  savepoint(name: string): Promise<void> {
+    return this.#control(`SAVEPOINT "${name}"`);
+  }
+
+  rollbackTo(name: string): Promise<void> {
+    return this.#control(`ROLLBACK TO "${name}"`);
+  }
+
+  release(name: string): Promise<void> {
+    return this.#control(`RELEASE "${name}"`);
+  }
+
+  usableAfterError(_err: TxkitError): boolean {
+    // SQLite undoes only the failing statement, unless it ended the whole transaction itself.
+    return this.conn.inTransaction;
+  }
+
+  async commit(): Promise<void> {
+    if (this.#done) throw new TxkitError('E_TX_CLOSED', 'transaction already ended');
+    try {
+      await this.conn.retryBusy(() => this.conn.prepare('COMMIT').run(), 'COMMIT');
+    } catch (err) {
+      // A failed COMMIT (busy budget spent, deferred foreign key) leaves the transaction open.
+      const classified = classifySqliteError(err);
+      await this.#end(true);
+      if (classified.code === 'E_CONNECTION') {
+        throw new TxkitError(
+          'E_COMMIT_UNKNOWN',
+          `I/O error during COMMIT: the outcome is unknown (${classified.message})`,
+          {
+            cause: err,
+            ...(classified.driverCode !== undefined ? { driverCode: classified.driverCode } : {}),
+          },
+        );
+      }
+      throw classified;
+    }
+    await this.#end(false);
+  }
+
+  async rollback(): Promise<void> {
+    if (this.#done) return;
+    await this.#end(true);
+  }
+
+  async #end(rollback: boolean): Promise<void> {
+    this.#done = true;
+    try {
+      if (rollback && this.conn.driver.open && this.conn.inTransaction) this.conn.prepare('ROLLBACK').run();
+      if (this.readOnly && this.conn.role !== 'reader') this.conn.prepare('PRAGMA query_only = OFF').run();
+    } catch (err) {
+      // The connection's state is in doubt: replace it rather than hand it on.
+      if (this.conn === this.resource.writer) this.resource.recycleWriter();
+      else this.conn.close();
+      throw classifySqliteError(err);
+    } finally {
+      this.unlock();
+    }
+  }
+}

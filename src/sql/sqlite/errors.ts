@@ -26,7 +26,7 @@ function codeOf(err: unknown): string | undefined {
 /** True for SQLITE_BUSY and its extended codes except BUSY_SNAPSHOT (which waiting cannot cure). */
 export function isBusy(err: unknown): boolean {
   const code = codeOf(err);
-  return code !== undefined && code.startsWith('SQLITE_BUSY') && code !== 'SQLITE_BUSY_SNAPSHOT';
+  return code?.startsWith('SQLITE_BUSY') === true && code !== 'SQLITE_BUSY_SNAPSHOT';
 }
 
 /** Maps a better-sqlite3 error to the txkit taxonomy. */

@@ -1,0 +1,44 @@
+/** Shared helpers for the Redis test files: the server URL, fresh clients, unique key prefixes. */
+import { randomBytes } from 'node:crypto';
+import { Cluster, Redis } from 'ioredis';
+
+export const url = process.env.TXKIT_REDIS_URL;
+export const clusterNodes = process.env.TXKIT_REDIS_CLUSTER_NODES;
+
+const opened: Array<Redis | Cluster> = [];
+
+/** A new plain ioredis client (closed by {@link closeClients}). */
+export function client(options: { connectionName?: string } = {}): Redis {
+  const c = new Redis(url!, { ...options, lazyConnect: false });
+  opened.push(c);
+  return c;
+}
+
+/** A new ioredis Cluster client on the test cluster. */
+export function clusterClient(): Cluster {
+  const seeds = clusterNodes!.split(',').map((hp) => {
+    const [host, port] = hp.split(':');
+    return { host: host!, port: Number(port) };
+  });
+  const c = new Cluster(seeds);
+  opened.push(c);
+  return c;
+}
+
+export async function closeClients(): Promise<void> {
+  for (const c of opened.splice(0)) c.disconnect();
+}
+
+/** A key prefix no other test (or concurrent test file) uses. */
+export function prefix(): string {
+  return `t:${randomBytes(6).toString('hex')}`;
+}
+
+/** Resolves once `predicate` holds, polling the server (fault tests wait on server-side state). */
+export async function until(predicate: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await predicate())) {
+    if (Date.now() > deadline) throw new Error('condition not reached in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

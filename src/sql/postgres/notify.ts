@@ -1,0 +1,769 @@
+/**
+ * `PgNotifier`: LISTEN/NOTIFY on one dedicated connection that multiplexes all channels.
+ *
+ * - Channels are validated and always quoted; payloads are checked against the 8000-byte limit.
+ * - Handlers run from a bounded queue with bounded concurrency (default 1: in order); a
+ *   handler's error goes to `onError` and never stops the other handlers.
+ * - The connection is watched (TCP keepalive plus a periodic `SELECT 1`). When it drops, the
+ *   notifier reconnects with exponential backoff and jitter, re-LISTENs every channel, and
+ *   emits `reconnect`. Notifications sent while it was down are lost (NOTIFY is not
+ *   durable): on `reconnect`, resync from a table or an outbox.
+ * - The connection never runs user transactions (a session inside a transaction receives
+ *   nothing until it ends).
+ *
+ * @example
+ * ```ts
+ * const notifier = new PgNotifier({ connectionString: process.env.DATABASE_URL });
+ * const stop = await notifier.listen('orders', (n) => console.log(n.payload));
+ * notifier.on('reconnect', () => resyncOrdersFromTable());
+ * await notifier.notify('orders', '42');
+ * await stop();
+ * await notifier.close();
+ * ```
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
+import {
+  ConnectionLostError,
+  DatabaseClosedError,
+  TransactionCancelledError,
+  TxkitError,
+} from '../../core/errors.js';
+import { EventHub } from '../../core/events.js';
+import { assertChannel, assertPayload, PG_NOTIFY_SQL, quoteChannel } from './channel.js';
+import { classifyPgError } from './errors.js';
+
+/** One received notification. */
+export interface Notification {
+  channel: string;
+  payload: string;
+  /** Server process id of the sender's session. */
+  processId: number;
+  receivedAt: Date;
+}
+
+export type NotificationHandler = (notification: Notification) => void | Promise<void>;
+export type OverflowPolicy = 'drop-oldest' | 'drop-newest' | 'error';
+
+/** Where a handler or JSON error came from. */
+export interface NotifyErrorInfo {
+  channel?: string;
+  payload?: string;
+  error: unknown;
+}
+
+export interface PgNotifierOptions {
+  /** Connection string, or use `client` for a full `pg.ClientConfig`. */
+  connectionString?: string;
+  client?: pg.ClientConfig;
+  /** Where `notify()` sends from (e.g. your pool). Default: the listener connection. */
+  sender?: { query(text: string, values?: unknown[]): Promise<unknown> };
+  /** Skip notifications sent by this notifier's own session. Default false. */
+  ignoreSelf?: boolean;
+  /** Queued notifications waiting for handlers. Default 10 000. */
+  maxQueue?: number;
+  /** Notifications handled at once. Default 1 (in arrival order). */
+  concurrency?: number;
+  /** What to do when the queue is full. Default `'drop-oldest'`. */
+  overflow?: OverflowPolicy;
+  /** Reconnect backoff: first delay, growth and cap (ms). Defaults 100, 2, 30 000; ±20% jitter. */
+  reconnect?: { initialDelayMs?: number; factor?: number; maxDelayMs?: number };
+  /** Interval of the `SELECT 1` liveness probe; 0 turns it off. Default 30 000 ms. */
+  healthCheckIntervalMs?: number;
+  /** `close()` waits this long for running handlers. Default 5 000 ms. */
+  stopTimeoutMs?: number;
+  /** Receives handler errors and JSON parse errors. Default: the `error` event only. */
+  onError?: (info: NotifyErrorInfo) => void;
+}
+
+/** Events of a notifier (also published on `txkit:notify:<event>` diagnostics channels). */
+export interface NotifierEvents {
+  notification: Notification;
+  /** The listener connection dropped; notifications are lost until `reconnect`. */
+  disconnect: { error: unknown };
+  /** Reconnected and re-LISTENed: resync whatever you derive from notifications. */
+  reconnect: { attempts: number; downtimeMs: number; channels: string[] };
+  overflow: { channel: string; policy: OverflowPolicy; dropped: number };
+  error: { source: string; error: unknown; channel?: string; payload?: string };
+}
+
+/** Counters for dashboards and tests. */
+export interface NotifierStats {
+  received: number;
+  handled: number;
+  dropped: number;
+  handlerErrors: number;
+  reconnects: number;
+  queued: number;
+  inFlight: number;
+  /** Time from arrival to handler start, ms: mean and max since creation. */
+  queueLatencyMeanMs: number;
+  queueLatencyMaxMs: number;
+}
+
+/** `waitForNotification` ran out of time. */
+export class NotificationTimeoutError extends TxkitError {
+  constructor(message: string) {
+    super('E_NOTIFY_TIMEOUT', message, { retryable: false });
+  }
+}
+
+/** The handler queue was full and the policy is `'error'`. */
+export class NotificationQueueOverflowError extends TxkitError {
+  constructor(message: string) {
+    super('E_NOTIFY_OVERFLOW', message, { retryable: false });
+  }
+}
+
+/** An async iterator over one channel; `ready` resolves once LISTEN is in effect. */
+export interface NotificationIterator extends AsyncIterableIterator<Notification> {
+  readonly ready: Promise<void>;
+}
+
+type Sink =
+  | { kind: 'handler'; fn: NotificationHandler }
+  | { kind: 'direct'; push: (n: Notification) => void };
+interface Job {
+  notification: Notification;
+  handlers: NotificationHandler[];
+  queuedAt: number;
+}
+
+function positiveInt(name: string, v: number | undefined, dflt: number, min = 1): number {
+  if (v === undefined) return dflt;
+  if (!Number.isInteger(v) || v < min)
+    throw new TxkitError('E_INVALID_OPTION', `${name} must be an integer >= ${min}, got ${v}`);
+  return v;
+}
+
+export class PgNotifier {
+  readonly #config: pg.ClientConfig;
+  readonly #opts: Required<
+    Pick<
+      PgNotifierOptions,
+      'ignoreSelf' | 'maxQueue' | 'concurrency' | 'overflow' | 'healthCheckIntervalMs' | 'stopTimeoutMs'
+    >
+  >;
+  readonly #backoff: { initialDelayMs: number; factor: number; maxDelayMs: number };
+  readonly #events = new EventHub<NotifierEvents>('txkit:notify:');
+  readonly #channels = new Map<string, Set<Sink>>();
+  readonly #queue: Job[] = [];
+  readonly #closing = new AbortController();
+  readonly #idleWaiters = new Set<() => void>();
+  #client: pg.Client | undefined;
+  #opening: Promise<pg.Client> | undefined;
+  #reconnecting: Promise<void> | undefined;
+  #everConnected = false;
+  #closed: Promise<void> | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #inFlight = 0;
+  readonly #stats = {
+    received: 0,
+    handled: 0,
+    dropped: 0,
+    handlerErrors: 0,
+    reconnects: 0,
+    latencySum: 0,
+    latencyMax: 0,
+  };
+
+  constructor(private readonly options: PgNotifierOptions) {
+    if (!options || (options.connectionString === undefined && options.client === undefined)) {
+      throw new TxkitError(
+        'E_INVALID_OPTION',
+        'PgNotifier needs connectionString or client (a pg.ClientConfig)',
+      );
+    }
+    this.#config = { ...(options.client ?? {}), keepAlive: true };
+    if (options.connectionString !== undefined) this.#config.connectionString = options.connectionString;
+    const overflow = options.overflow ?? 'drop-oldest';
+    if (!['drop-oldest', 'drop-newest', 'error'].includes(overflow)) {
+      throw new TxkitError(
+        'E_INVALID_OPTION',
+        `overflow must be 'drop-oldest', 'drop-newest' or 'error', got ${String(overflow)}`,
+      );
+    }
+    this.#opts = {
+      ignoreSelf: options.ignoreSelf ?? false,
+      maxQueue: positiveInt('maxQueue', options.maxQueue, 10_000),
+      concurrency: positiveInt('concurrency', options.concurrency, 1),
+      overflow,
+      healthCheckIntervalMs: positiveInt('healthCheckIntervalMs', options.healthCheckIntervalMs, 30_000, 0),
+      stopTimeoutMs: positiveInt('stopTimeoutMs', options.stopTimeoutMs, 5_000, 0),
+    };
+    const r = options.reconnect ?? {};
+    this.#backoff = {
+      initialDelayMs: positiveInt('reconnect.initialDelayMs', r.initialDelayMs, 100, 0),
+      factor: r.factor ?? 2,
+      maxDelayMs: positiveInt('reconnect.maxDelayMs', r.maxDelayMs, 30_000, 0),
+    };
+    if (!(this.#backoff.factor >= 1))
+      throw new TxkitError('E_INVALID_OPTION', 'reconnect.factor must be >= 1');
+  }
+
+  /** Adds an event listener (`notification`, `disconnect`, `reconnect`, `overflow`, `error`). */
+  on<K extends keyof NotifierEvents>(event: K, listener: (payload: NotifierEvents[K]) => void): () => void {
+    return this.#events.on(event, listener);
+  }
+
+  /** Channels currently listened to. */
+  get channels(): string[] {
+    return [...this.#channels.keys()];
+  }
+
+  /** True while the listener connection is up. */
+  get connected(): boolean {
+    return this.#client !== undefined;
+  }
+
+  /** The listener session's server process id (for `ignoreSelf`, or to find it in pg_stat_activity). */
+  get processId(): number | undefined {
+    return (this.#client as unknown as { processID?: number } | undefined)?.processID;
+  }
+
+  stats(): NotifierStats {
+    const s = this.#stats;
+    return {
+      received: s.received,
+      handled: s.handled,
+      dropped: s.dropped,
+      handlerErrors: s.handlerErrors,
+      reconnects: s.reconnects,
+      queued: this.#queue.length,
+      inFlight: this.#inFlight,
+      queueLatencyMeanMs: s.handled === 0 ? 0 : s.latencySum / s.handled,
+      queueLatencyMaxMs: s.latencyMax,
+    };
+  }
+
+  /** What the server says this session listens to (`pg_listening_channels()`), sorted. */
+  async serverChannels(): Promise<string[]> {
+    const client = await this.#ensureClient();
+    const { rows } = await client.query<{ c: string }>('SELECT pg_listening_channels() AS c');
+    return rows.map((r) => r.c).sort();
+  }
+
+  /** Opens the listener connection now (otherwise the first `listen()` does). */
+  async connect(): Promise<void> {
+    await this.#ensureClient();
+  }
+
+  /**
+   * Calls `handler` for every notification on `channel`. Resolves once LISTEN is in effect,
+   * with a function that removes the handler (and UNLISTENs when it was the last one).
+   */
+  async listen(channel: string, handler: NotificationHandler): Promise<() => Promise<void>> {
+    if (typeof handler !== 'function')
+      throw new TxkitError('E_INVALID_ARGUMENT', 'listen(channel, handler): handler must be a function');
+    return this.#subscribe(channel, { kind: 'handler', fn: handler });
+  }
+
+  /** Like {@link listen}, with the payload parsed as JSON; parse errors go to `onError`. */
+  async listenJson<T = unknown>(
+    channel: string,
+    handler: (value: T, n: Notification) => void | Promise<void>,
+  ): Promise<() => Promise<void>> {
+    return this.listen(channel, (n) => {
+      let value: T;
+      try {
+        value = JSON.parse(n.payload) as T;
+      } catch (error) {
+        this.#reportError('json', { channel: n.channel, payload: n.payload, error });
+        return;
+      }
+      return handler(value, n);
+    });
+  }
+
+  /** UNLISTENs `channel` and drops all its handlers, iterators and waiters. */
+  async unlisten(channel: string): Promise<void> {
+    assertChannel(channel);
+    const sinks = this.#channels.get(channel);
+    if (!sinks) return;
+    this.#channels.delete(channel);
+    await this.#command(`UNLISTEN ${quoteChannel(channel)}`);
+  }
+
+  /** `UNLISTEN *` and drops every handler. */
+  async unlistenAll(): Promise<void> {
+    this.#channels.clear();
+    await this.#command('UNLISTEN *');
+  }
+
+  /**
+   * Sends a notification in autocommit (`SELECT pg_notify($1, $2)`). Inside a transaction
+   * use `notify(tx, …)` instead, which is delivered only if the transaction commits.
+   */
+  async notify(channel: string, payload = ''): Promise<void> {
+    assertChannel(channel);
+    assertPayload(payload);
+    const sender = this.options.sender ?? (await this.#ensureClient());
+    try {
+      await sender.query(PG_NOTIFY_SQL, [channel, payload]);
+    } catch (err) {
+      throw classifyPgError(err, { phase: 'notify' });
+    }
+  }
+
+  /** {@link notify} with `JSON.stringify(value)` as the payload. */
+  async notifyJson(channel: string, value: unknown): Promise<void> {
+    await this.notify(channel, JSON.stringify(value));
+  }
+
+  /**
+   * Resolves with the next notification on `channel`, or rejects with
+   * {@link NotificationTimeoutError} after `timeoutMs` (default 30 000).
+   * To be sure not to miss one sent right away, use {@link iterate} and await `ready`.
+   */
+  async waitForNotification(
+    channel: string,
+    options: { timeoutMs?: number; signal?: AbortSignal; filter?: (n: Notification) => boolean } = {},
+  ): Promise<Notification> {
+    const timeoutMs = options.timeoutMs ?? 30_000;
+    const it = this.iterate(channel, options.signal ? { signal: options.signal } : {});
+    const timeout = new AbortController();
+    try {
+      const timer = sleep(timeoutMs, undefined, { signal: timeout.signal }).then(
+        () => {
+          throw new NotificationTimeoutError(
+            `no notification on channel "${channel}" within ${timeoutMs} ms`,
+          );
+        },
+        () => undefined as never,
+      );
+      for (;;) {
+        const r = await Promise.race([it.next(), timer]);
+        if (r.done) throw new DatabaseClosedError('the notifier closed while waiting for a notification');
+        if (!options.filter || options.filter(r.value)) return r.value;
+      }
+    } finally {
+      timeout.abort();
+      await it.return?.();
+    }
+  }
+
+  /**
+   * An async iterator over `channel` (`for await (const n of notifier.iterate('jobs'))`).
+   * `break` (or `return()`) unsubscribes; `signal` ends it with `TransactionCancelledError`.
+   * Holds at most `maxBuffer` unread notifications (default 1 000), dropping the oldest.
+   */
+  iterate(channel: string, options: { signal?: AbortSignal; maxBuffer?: number } = {}): NotificationIterator {
+    assertChannel(channel);
+    const maxBuffer = positiveInt('maxBuffer', options.maxBuffer, 1_000);
+    const buffer: Notification[] = [];
+    let pending:
+      | { resolve: (r: IteratorResult<Notification>) => void; reject: (e: unknown) => void }
+      | undefined;
+    let finished = false;
+    let failure: unknown;
+    const sink: Sink = {
+      kind: 'direct',
+      push: (n) => {
+        if (pending) {
+          const p = pending;
+          pending = undefined;
+          p.resolve({ value: n, done: false });
+        } else {
+          if (buffer.length >= maxBuffer) {
+            buffer.shift();
+            this.#stats.dropped++;
+          }
+          buffer.push(n);
+        }
+      },
+    };
+    let unsubscribe: (() => Promise<void>) | undefined;
+    const end = (err?: unknown): void => {
+      if (finished) return;
+      finished = true;
+      failure = err;
+      options.signal?.removeEventListener('abort', onAbort);
+      if (pending) {
+        const p = pending;
+        pending = undefined;
+        if (err === undefined) p.resolve({ value: undefined, done: true });
+        else p.reject(err);
+      }
+    };
+    const onAbort = (): void => {
+      end(
+        new TransactionCancelledError('notification iterator cancelled', { cause: options.signal?.reason }),
+      );
+      void ready.then(() => unsubscribe?.()).catch(() => {});
+    };
+    const ready = this.#subscribe(channel, sink, () => end()).then((u) => {
+      unsubscribe = u;
+    });
+    ready.catch((err) => end(err));
+    if (options.signal?.aborted) onAbort();
+    else options.signal?.addEventListener('abort', onAbort, { once: true });
+    const iterator: NotificationIterator = {
+      ready,
+      next: () => {
+        const value = buffer.shift();
+        if (value) return Promise.resolve({ value, done: false });
+        if (finished)
+          return failure === undefined
+            ? Promise.resolve({ value: undefined, done: true })
+            : Promise.reject(failure);
+        return new Promise((resolve, reject) => {
+          pending = { resolve, reject };
+        });
+      },
+      return: async () => {
+        end();
+        await ready.catch(() => {});
+        await unsubscribe?.();
+        return { value: undefined, done: true };
+      },
+      [Symbol.asyncIterator]() {
+        return iterator;
+      },
+    };
+    return iterator;
+  }
+
+  /**
+   * UNLISTEN *, ends the connection, and resolves once running handlers finish (or after
+   * `stopTimeoutMs`). Queued notifications not yet started are dropped. Idempotent.
+   */
+  close(): Promise<void> {
+    this.#closed ??= this.#close();
+    return this.#closed;
+  }
+
+  /** Alias of {@link close}. */
+  stop(): Promise<void> {
+    return this.close();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  async #close(): Promise<void> {
+    this.#closing.abort();
+    if (this.#timer) clearInterval(this.#timer);
+    const enders = [...this.#enders];
+    this.#enders.clear();
+    for (const e of enders) e();
+    this.#channels.clear();
+    this.#stats.dropped += this.#queue.length;
+    this.#queue.length = 0;
+    const client = this.#client ?? (await this.#opening?.catch(() => undefined));
+    this.#client = undefined;
+    if (client) {
+      await client.query('UNLISTEN *').catch(() => {});
+      await client.end().catch(() => {});
+    }
+    if (this.#inFlight > 0) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, this.#opts.stopTimeoutMs);
+        t.unref?.();
+        this.#idleWaiters.add(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+  }
+
+  readonly #enders = new Set<() => void>();
+  /** What #open LISTENed on each client, to catch up on channels added in between. */
+  readonly #listenedBy = new WeakMap<pg.Client, Set<string>>();
+
+  async #subscribe(channel: string, sink: Sink, onEnd?: () => void): Promise<() => Promise<void>> {
+    assertChannel(channel);
+    if (this.#closing.signal.aborted) throw new DatabaseClosedError('the notifier is closed');
+    let sinks = this.#channels.get(channel);
+    const first = !sinks;
+    if (!sinks) {
+      sinks = new Set();
+      this.#channels.set(channel, sinks);
+    }
+    sinks.add(sink);
+    if (onEnd) this.#enders.add(onEnd);
+    const unsubscribe = async (): Promise<void> => {
+      if (onEnd) this.#enders.delete(onEnd);
+      if (this.#removeSink(channel, sink)) await this.#command(`UNLISTEN ${quoteChannel(channel)}`);
+    };
+    if (first) {
+      try {
+        await this.#command(`LISTEN ${quoteChannel(channel)}`);
+      } catch (err) {
+        this.#removeSink(channel, sink);
+        if (onEnd) this.#enders.delete(onEnd);
+        throw err;
+      }
+    } else {
+      await this.#ensureClient();
+    }
+    return unsubscribe;
+  }
+
+  /** Removes a sink; true when it was the channel's last one (the caller UNLISTENs). */
+  #removeSink(channel: string, sink: Sink): boolean {
+    const sinks = this.#channels.get(channel);
+    if (!sinks?.delete(sink)) return false;
+    if (sinks.size > 0) return false;
+    this.#channels.delete(channel);
+    return true;
+  }
+
+  /**
+   * Runs LISTEN/UNLISTEN on the listener connection. While reconnecting it only records the
+   * change: the reconnect re-LISTENs whatever is subscribed then.
+   */
+  async #command(sql: string): Promise<void> {
+    if (this.#closing.signal.aborted) return;
+    if (this.#reconnecting) return;
+    const client = await this.#ensureClient();
+    try {
+      await client.query(sql);
+    } catch (err) {
+      // Lost meanwhile: the reconnect LISTENs whatever is subscribed by then.
+      if (client !== this.#client) return;
+      throw classifyPgError(err);
+    }
+  }
+
+  async #ensureClient(): Promise<pg.Client> {
+    if (this.#closing.signal.aborted) throw new DatabaseClosedError('the notifier is closed');
+    if (this.#client) return this.#client;
+    if (this.#reconnecting) {
+      await this.#reconnecting;
+      if (this.#client) return this.#client;
+      throw new DatabaseClosedError('the notifier is closed');
+    }
+    this.#opening ??= this.#open().then(
+      (client) => {
+        this.#opening = undefined;
+        this.#client = client;
+        this.#everConnected = true;
+        this.#startHealthCheck();
+        return client;
+      },
+      (err) => {
+        this.#opening = undefined;
+        throw classifyPgError(err, { phase: 'connect', nothingSent: true });
+      },
+    );
+    return this.#opening;
+  }
+
+  /** Connects and LISTENs every subscribed channel; returns the client and what it listens to. */
+  async #open(): Promise<pg.Client> {
+    const client = new pg.Client(this.#config);
+    client.on('notification', (msg) => this.#onNotification(client, msg));
+    client.on('error', (err) => this.#onConnectionLost(client, err));
+    client.on('end', () =>
+      this.#onConnectionLost(client, new ConnectionLostError('the listener connection ended')),
+    );
+    try {
+      await client.connect();
+      // Channels subscribed while a LISTEN batch runs are picked up by the next round.
+      const listened = new Set<string>();
+      for (;;) {
+        const missing = [...this.#channels.keys()].filter((c) => !listened.has(c));
+        if (missing.length === 0) break;
+        await client.query(missing.map((c) => `LISTEN ${quoteChannel(c)}`).join('; '));
+        for (const c of missing) listened.add(c);
+      }
+      this.#listenedBy.set(client, listened);
+      return client;
+    } catch (err) {
+      await client.end().catch(() => {});
+      throw err;
+    }
+  }
+
+  #startHealthCheck(): void {
+    if (this.#timer || this.#opts.healthCheckIntervalMs === 0) return;
+    this.#timer = setInterval(() => {
+      const client = this.#client;
+      if (!client) return;
+      client.query('SELECT 1').catch((err: unknown) => this.#onConnectionLost(client, err));
+    }, this.#opts.healthCheckIntervalMs);
+    this.#timer.unref?.();
+  }
+
+  #onConnectionLost(client: pg.Client, error: unknown): void {
+    if (client !== this.#client || this.#closing.signal.aborted) return;
+    this.#client = undefined;
+    client.end().catch(() => {});
+    this.#events.emit('disconnect', { error });
+    if (this.#everConnected) this.#reconnecting ??= this.#reconnectLoop();
+  }
+
+  async #reconnectLoop(): Promise<void> {
+    const started = Date.now();
+    let attempts = 0;
+    while (!this.#closing.signal.aborted) {
+      const nominal = Math.min(
+        this.#backoff.initialDelayMs * this.#backoff.factor ** attempts,
+        this.#backoff.maxDelayMs,
+      );
+      const delay = nominal * (0.8 + Math.random() * 0.4);
+      attempts++;
+      try {
+        await sleep(delay, undefined, { signal: this.#closing.signal });
+      } catch {
+        return; // closed
+      }
+      let client: pg.Client;
+      try {
+        client = await this.#open();
+      } catch (error) {
+        this.#events.emit('error', { source: 'reconnect', error });
+        continue;
+      }
+      if (this.#closing.signal.aborted) {
+        await client.end().catch(() => {});
+        return;
+      }
+      this.#client = client;
+      this.#reconnecting = undefined;
+      this.#stats.reconnects++;
+      const listened = this.#listenedBy.get(client);
+      const late = this.channels.filter((c) => !listened?.has(c));
+      if (late.length > 0) {
+        const ok = await client.query(late.map((c) => `LISTEN ${quoteChannel(c)}`).join('; ')).then(
+          () => true,
+          (error: unknown) => {
+            this.#onConnectionLost(client, error);
+            return false;
+          },
+        );
+        if (!ok) return; // a new reconnect loop has started
+      }
+      this.#events.emit('reconnect', { attempts, downtimeMs: Date.now() - started, channels: this.channels });
+      return;
+    }
+  }
+
+  #onNotification(client: pg.Client, msg: pg.Notification): void {
+    if (client !== this.#client) return;
+    if (this.#opts.ignoreSelf && msg.processId === (client as unknown as { processID: number }).processID)
+      return;
+    const sinks = this.#channels.get(msg.channel);
+    if (!sinks) return;
+    this.#stats.received++;
+    const n: Notification = {
+      channel: msg.channel,
+      payload: msg.payload ?? '',
+      processId: msg.processId,
+      receivedAt: new Date(),
+    };
+    this.#events.emit('notification', n);
+    const handlers: NotificationHandler[] = [];
+    for (const s of sinks) {
+      if (s.kind === 'handler') handlers.push(s.fn);
+      else s.push(n);
+    }
+    if (handlers.length > 0) this.#enqueue({ notification: n, handlers, queuedAt: performance.now() });
+  }
+
+  #enqueue(job: Job): void {
+    if (this.#queue.length >= this.#opts.maxQueue) {
+      const policy = this.#opts.overflow;
+      this.#stats.dropped++;
+      this.#events.emit('overflow', {
+        channel: job.notification.channel,
+        policy,
+        dropped: this.#stats.dropped,
+      });
+      if (policy === 'drop-oldest') this.#queue.shift();
+      else {
+        if (policy === 'error') {
+          this.#reportError('overflow', {
+            channel: job.notification.channel,
+            payload: job.notification.payload,
+            error: new NotificationQueueOverflowError(
+              `handler queue full (${this.#opts.maxQueue}): notification dropped`,
+            ),
+          });
+        }
+        return;
+      }
+    }
+    this.#queue.push(job);
+    this.#pump();
+  }
+
+  #pump(): void {
+    while (this.#inFlight < this.#opts.concurrency && this.#queue.length > 0) {
+      const job = this.#queue.shift()!;
+      this.#inFlight++;
+      void this.#run(job).finally(() => {
+        this.#inFlight--;
+        if (this.#inFlight === 0 && this.#queue.length === 0) {
+          for (const w of this.#idleWaiters) w();
+          this.#idleWaiters.clear();
+        }
+        this.#pump();
+      });
+    }
+  }
+
+  async #run(job: Job): Promise<void> {
+    const waited = performance.now() - job.queuedAt;
+    this.#stats.latencySum += waited;
+    if (waited > this.#stats.latencyMax) this.#stats.latencyMax = waited;
+    const { notification: n } = job;
+    await Promise.all(
+      job.handlers.map(async (handler) => {
+        try {
+          await handler(n);
+        } catch (error) {
+          this.#stats.handlerErrors++;
+          this.#reportError('handler', { channel: n.channel, payload: n.payload, error });
+        }
+      }),
+    );
+    this.#stats.handled++;
+  }
+
+  /** Resolves when no handler is running and nothing is queued. */
+  async idle(): Promise<void> {
+    if (this.#inFlight === 0 && this.#queue.length === 0) return;
+    await new Promise<void>((resolve) => this.#idleWaiters.add(resolve));
+  }
+
+  #reportError(source: string, info: NotifyErrorInfo): void {
+    this.#events.emit('error', { source, ...info });
+    if (this.options.onError) {
+      try {
+        this.options.onError(info);
+      } catch (error) {
+        this.#events.emit('error', { source: 'onError', error });
+      }
+    }
+  }
+}
+
+/** Anything with a `query(sql, params)`: a txkit `Tx`, a `pg.Client`, a pool. */
+export interface NotifyTarget {
+  query(sql: string, params?: readonly unknown[]): Promise<unknown>;
+}
+
+/**
+ * Sends a notification through `target`. Given a transaction, the notification is delivered
+ * only if that transaction commits, and dropped if it rolls back.
+ *
+ * @example
+ * ```ts
+ * await db.transaction(async (tx) => {
+ *   await tx.execute('INSERT INTO orders (id) VALUES ($1)', [id]);
+ *   await notify(tx, 'orders', String(id)); // sent at COMMIT
+ * });
+ * ```
+ */
+export async function notify(target: NotifyTarget, channel: string, payload = ''): Promise<void> {
+  assertChannel(channel);
+  assertPayload(payload);
+  try {
+    await target.query(PG_NOTIFY_SQL, [channel, payload]);
+  } catch (err) {
+    throw classifyPgError(err, { phase: 'notify' });
+  }
+}

@@ -2,7 +2,9 @@
  * Shared helpers for the MySQL/MariaDB tests: connections to the test server and a
  * barrier that waits until a connection is blocked on a row lock (no sleeps).
  */
-import mysql from 'mysql2/promise';
+import type mysql from 'mysql2/promise';
+import mysql2 from 'mysql2/promise';
+import { waitForLockWait as waitForLock } from '../../src/sql/mysql/lock-wait-barrier.js';
 
 export const url = process.env.TXKIT_MYSQL_URL;
 export const noProcessUrl = process.env.TXKIT_MYSQL_NOPROC_URL;
@@ -10,25 +12,12 @@ export const adminUrl = process.env.TXKIT_MYSQL_ADMIN_URL;
 
 export async function connect(u = url): Promise<mysql.Connection> {
   if (!u) throw new Error('TXKIT_MYSQL_URL is not set');
-  return mysql.createConnection(u);
+  return mysql2.createConnection(u);
 }
 
 /** Waits (bounded) until thread `threadId` waits for a row lock, as InnoDB reports it. */
-export async function waitForLockWait(
-  observer: mysql.Connection,
-  threadId: number,
-  ms = 5_000,
-): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    const [rows] = await observer.query(
-      "SELECT 1 FROM information_schema.INNODB_TRX WHERE trx_mysql_thread_id = ? AND trx_state = 'LOCK WAIT'",
-      [threadId],
-    );
-    if ((rows as unknown[]).length > 0) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error(`thread ${threadId} never started waiting for a lock`);
+export function waitForLockWait(observer: mysql.Connection, threadId: number, ms = 5_000): Promise<void> {
+  return waitForLock(observer, threadId, { timeoutMs: ms });
 }
 
 /** Runs `fn` and returns what it threw (fails the test when it does not throw). */

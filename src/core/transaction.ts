@@ -56,6 +56,23 @@ export interface ScopeInfo {
   startedAt: number;
 }
 
+const ignore = () => {};
+
+/** A statement's promise that knows whether the caller ever awaited (or attached a handler to) it. */
+class StatementPromise<T> extends Promise<T> {
+  static override get [Symbol.species]() {
+    return Promise;
+  }
+  observed = false;
+  override then<A = T, B = never>(
+    onFulfilled?: ((value: T) => A | PromiseLike<A>) | null,
+    onRejected?: ((reason: unknown) => B | PromiseLike<B>) | null,
+  ): Promise<A | B> {
+    this.observed = true;
+    return super.then(onFulfilled, onRejected);
+  }
+}
+
 let txCounter = 0;
 const TX_PREFIX = Math.random().toString(36).slice(2, 8);
 export const newTxId = (): string => `${TX_PREFIX}-${(++txCounter).toString(36)}`;
@@ -65,8 +82,10 @@ export class PhysicalTransaction {
   state: TxState = 'active';
   readonly savepoints = new SavepointStack();
   readonly hooks: Hook[] = [];
-  /** Statements not yet settled; each resolves to its error (or undefined). */
-  readonly pending = new Set<Promise<unknown>>();
+  /** Statements not yet settled. */
+  readonly pending = new Set<Promise<void>>();
+  /** Failed statements; the ones the caller never awaited fail the commit. */
+  failures: { statement: StatementPromise<unknown>; err: unknown }[] = [];
   /** The innermost open scope: only it may run statements or open a nested scope. */
   innermost!: Transaction;
   /** setRollbackOnly(): roll back at the end without an error. */
@@ -105,21 +124,33 @@ export class PhysicalTransaction {
     return this.state === 'committed' || this.state === 'rolled_back' || this.state === 'unknown';
   }
 
-  /** Tracks a statement so that commit waits for it and its failure is seen. */
+  /**
+   * Tracks a statement so that commit waits for it, and so that a failure nobody awaited
+   * rolls the transaction back instead of being committed around.
+   */
   track<T>(p: Promise<T>): Promise<T> {
-    const settled: Promise<unknown> = p.then(
-      () => {
+    let resolve!: (v: T) => void;
+    let reject!: (e: unknown) => void;
+    const statement = new StatementPromise<T>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    const settled: Promise<void> = p.then(
+      (value) => {
         this.pending.delete(settled);
-        return undefined;
+        resolve(value);
       },
       (err: unknown) => {
         this.pending.delete(settled);
         this.statementFailed(err);
-        return err ?? new Error('statement failed');
+        this.failures.push({ statement, err });
+        reject(err);
       },
     );
     this.pending.add(settled);
-    return p;
+    // Handled internally (no unhandled rejection) without counting as the caller observing it.
+    Promise.prototype.then.call(statement, undefined, ignore);
+    return statement;
   }
 
   statementFailed(err: unknown): void {
@@ -135,14 +166,13 @@ export class PhysicalTransaction {
     }
   }
 
-  /** Waits for statements still in flight; returns the first error among them. */
+  /** Waits for statements still in flight; returns the first failure nobody awaited. */
   async drain(): Promise<unknown> {
-    let first: unknown;
-    while (this.pending.size > 0) {
-      for (const err of await Promise.all([...this.pending]))
-        if (err !== undefined && first === undefined) first = err;
-    }
-    return first;
+    while (this.pending.size > 0) await Promise.all([...this.pending]);
+    if (this.failures.length === 0) return undefined;
+    const unobserved = this.failures.find((f) => !f.statement.observed);
+    this.failures = [];
+    return unobserved?.err;
   }
 
   /** Removes the hooks registered after `mark`; runs their afterRollback hooks. */

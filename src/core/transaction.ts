@@ -64,6 +64,7 @@ class StatementPromise<T> extends Promise<T> {
     return Promise;
   }
   observed = false;
+  // biome-ignore lint/suspicious/noThenProperty: observing then() is the point of this class
   override then<A = T, B = never>(
     onFulfilled?: ((value: T) => A | PromiseLike<A>) | null,
     onRejected?: ((reason: unknown) => B | PromiseLike<B>) | null,

@@ -220,7 +220,7 @@ function model(root: Node): { committed: string[]; error: string | undefined } {
   const committed: string[] = [];
   const suspendedWriter = (ctx: Ctx) => ctx.suspended.some((t) => !t.readOnly);
 
-  function run(node: Node, id: string, ctx: Ctx): void {
+  function run(node: Node, id: string, ctx: Ctx): undefined {
     const p = node.propagation ?? (ctx.tx ? 'nested' : 'required');
     const suspend = (): Ctx['suspended'] => {
       if (ctx.suspended.length >= MAX_SUSPENDED) throw new Fail('E_PROPAGATION');
@@ -248,7 +248,7 @@ function model(root: Node): { committed: string[]; error: string | undefined } {
     }
   }
 
-  function owned(node: Node, id: string, suspended: ModelTx[]): void {
+  function owned(node: Node, id: string, suspended: ModelTx[]): undefined {
     if (suspended.length > 0 && !node.readOnly && suspendedWriter({ tx: undefined, depth: 0, suspended })) {
       throw new Fail('E_SELF_DEADLOCK');
     }
@@ -258,7 +258,7 @@ function model(root: Node): { committed: string[]; error: string | undefined } {
     committed.push(...tx.rows);
   }
 
-  function join(node: Node, id: string, ctx: Ctx): void {
+  function join(node: Node, id: string, ctx: Ctx): undefined {
     try {
       body(node, id, ctx);
     } catch (e) {
@@ -270,7 +270,7 @@ function model(root: Node): { committed: string[]; error: string | undefined } {
     }
   }
 
-  function nested(node: Node, id: string, ctx: Ctx): void {
+  function nested(node: Node, id: string, ctx: Ctx): undefined {
     const tx = ctx.tx!;
     if (tx.innerFailed) throw new Fail('E_TX_ROLLBACK_ONLY');
     if (ctx.depth + 1 > MAX_DEPTH) throw new Fail('E_NESTING_DEPTH');
@@ -284,7 +284,7 @@ function model(root: Node): { committed: string[]; error: string | undefined } {
     }
   }
 
-  function body(node: Node, id: string, ctx: Ctx): void {
+  function body(node: Node, id: string, ctx: Ctx): undefined {
     if (node.insert) {
       if (ctx.tx) {
         if (ctx.tx.innerFailed) throw new Fail('E_TX_ROLLBACK_ONLY');

@@ -160,9 +160,32 @@ export async function startServer(): Promise<StartedServer | undefined> {
     }
     return { env, stop: async () => {} };
   }
-  const binary = BINARIES.find((b) => existsSync(b));
-  if (!binary) return undefined;
+  if (!canStartPrivateInstance()) return undefined;
+  const instance = await startPrivateInstance();
+  return { env: instance.env, stop: () => instance.stop() };
+}
 
+/** A private MariaDB instance: its env (URLs), and restart / stop controls. */
+export interface PrivateInstance {
+  env: Record<string, string>;
+  /** Restart: `crash` kills with SIGKILL (no clean shutdown); resolves when it accepts connections. */
+  restart(opts?: { crash?: boolean }): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** True when a MariaDB/MySQL server binary is installed, so a private instance can be started. */
+export function canStartPrivateInstance(): boolean {
+  return BINARIES.some((b) => existsSync(b));
+}
+
+/**
+ * Starts a throwaway MariaDB in a temp dir on a free loopback port, with the test users.
+ * Tests that restart a server start their own with this, so they never disturb the
+ * instance that other test files share.
+ */
+export async function startPrivateInstance(): Promise<PrivateInstance> {
+  const binary = BINARIES.find((b) => existsSync(b));
+  if (!binary) throw new Error('no mariadbd/mysqld binary installed');
   const dir = mkdtempSync(join(tmpdir(), 'txkit-mariadb-'));
   const dataDir = join(dir, 'data');
   // mariadbd refuses to run as root; the Debian package's `mysql` user owns the files.
@@ -221,6 +244,10 @@ export async function startServer(): Promise<StartedServer | undefined> {
       [MYSQL_ENV.noProcessUrl]: url('txkit_noproc'),
       [MYSQL_ENV.adminUrl]: url('txkit_admin'),
       [MYSQL_ENV.private]: JSON.stringify(info),
+    },
+    async restart(opts: { crash?: boolean } = {}) {
+      await halt(info, opts.crash ? 'SIGKILL' : 'SIGTERM');
+      await launch(info);
     },
     async stop() {
       await halt(info, 'SIGTERM').catch(() => halt(info, 'SIGKILL'));

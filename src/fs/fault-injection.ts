@@ -164,3 +164,71 @@ export function faultyFs(rules: FaultRule[] = [], base: FsAdapter = nodeFs): Fau
     },
   };
 }
+
+/** Thrown by {@link crashingFs} once its budget of calls is spent. */
+export class SimulatedCrash extends Error {
+  constructor(n: number) {
+    super(`simulated crash after ${n} filesystem calls`);
+    this.name = 'SimulatedCrash';
+  }
+}
+
+export interface CrashingFs extends FsAdapter {
+  /** Calls made so far (adapter and file calls). */
+  readonly count: number;
+  readonly crashed: boolean;
+}
+
+/**
+ * An adapter that "dies" at call number `limit + 1`: that call and every later one throw
+ * {@link SimulatedCrash} without touching the disk. What is on disk then is exactly what a
+ * process killed at that point leaves (the page cache survives a process kill). Enumerating
+ * `limit` from 0 visits every crash point of an operation.
+ */
+export function crashingFs(limit: number, base: FsAdapter = nodeFs): CrashingFs {
+  let count = 0;
+  let crashed = false;
+  const gate = () => {
+    if (crashed || ++count > limit) {
+      crashed = true;
+      throw new SimulatedCrash(limit);
+    }
+  };
+  const wrapFile = (f: FsFile): FsFile => {
+    const w = {} as FsFile;
+    for (const k of [
+      'write',
+      'writev',
+      'read',
+      'sync',
+      'datasync',
+      'truncate',
+      'stat',
+      'chmod',
+      'chown',
+      'close',
+    ] as const) {
+      (w as any)[k] = async (...a: unknown[]) => {
+        try {
+          gate();
+        } catch (err) {
+          if (k === 'close') await f.close().catch(() => {}); // a dead process's fds close too
+          throw err;
+        }
+        return (f as any)[k](...a);
+      };
+    }
+    return w;
+  };
+  const adapter = {} as CrashingFs;
+  for (const k of Object.keys(base) as (keyof FsAdapter)[]) {
+    (adapter as any)[k] = async (...a: unknown[]) => {
+      gate();
+      const r = await (base as any)[k](...a);
+      return k === 'open' ? wrapFile(r) : r;
+    };
+  }
+  Object.defineProperty(adapter, 'count', { get: () => count });
+  Object.defineProperty(adapter, 'crashed', { get: () => crashed });
+  return adapter;
+}

@@ -7,6 +7,7 @@ export { crc32c } from './crc32c.js';
 export * from './errors.js';
 export * from './events.js';
 export * from './fault-injection.js';
+export * from './file-tx/index.js';
 export * from './fs-adapter.js';
 export * from './lock.js';
 export * from './process-identity.js';

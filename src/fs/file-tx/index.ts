@@ -1,0 +1,3 @@
+export * from './errors.js';
+export * from './manager.js';
+export type { FileTx } from './transaction.js';

@@ -117,7 +117,7 @@ describe('fsTransaction', () => {
       [(t) => t.write('', 'x'), /non-empty/],
     ];
     for (const [op, expected] of cases) {
-      const err = await files.transaction(op).catch((e: { code: string; message: string }) => e);
+      const err = (await files.transaction(op).catch((e: unknown) => e)) as { code: string; message: string };
       if (typeof expected === 'string') expect(err.code).toBe(expected);
       else expect(err.message).toMatch(expected);
     }

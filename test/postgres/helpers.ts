@@ -92,3 +92,49 @@ export async function waitUntilBlocked(observer: pg.Client, pid: number, timeout
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+/** Statements sent by txkit's pooled connections, and a switch to drop the socket around COMMIT. */
+export interface Instrumented {
+  pool: pg.Pool;
+  log: string[];
+  /** Next COMMIT: drop the socket just after sending it (`after`) or instead of sending it (`before`). */
+  dropOnCommit: 'after' | 'before' | undefined;
+}
+
+export function instrumentedPool(url: string, max = 5): Instrumented {
+  const pool = new pg.Pool({ connectionString: url, max, statement_timeout: 15_000 } as pg.PoolConfig);
+  const state: Instrumented = { pool, log: [], dropOnCommit: undefined };
+  pool.on('connect', (client) => {
+    const original = client.query.bind(client) as (...args: unknown[]) => unknown;
+    (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
+      const first = args[0];
+      const text = typeof first === 'string' ? first : (first as { text?: string } | undefined)?.text;
+      if (text !== undefined) state.log.push(text);
+      if (text === 'COMMIT' && state.dropOnCommit) {
+        const when = state.dropOnCommit;
+        state.dropOnCommit = undefined;
+        const stream = (client as unknown as { connection: { stream: { destroy(): void } } }).connection
+          .stream;
+        if (when === 'before') stream.destroy();
+        const result = original(...args);
+        if (when === 'after') stream.destroy();
+        return result;
+      }
+      return original(...args);
+    };
+  });
+  return state;
+}
+
+/** Backends of `database` other than the caller that are not idle (inside a transaction, or running). */
+export async function busyBackends(
+  observer: pg.Client,
+  database: string,
+): Promise<{ pid: number; state: string }[]> {
+  const { rows } = await observer.query<{ pid: number; state: string }>(
+    `SELECT pid, state FROM pg_stat_activity
+      WHERE datname = $1 AND pid <> pg_backend_pid() AND backend_type = 'client backend' AND state <> 'idle'`,
+    [database],
+  );
+  return rows;
+}

@@ -6,6 +6,7 @@
  *   active → aborted → rolled_back         (a statement error the backend cannot continue from)
  * A finished transaction, and a finished savepoint scope, refuse every call (E_TX_CLOSED).
  */
+import { frameOf } from './context.js';
 import {
   attachRollbackError,
   ConcurrentNestedTransactionError,
@@ -413,7 +414,9 @@ export class Transaction {
         cause: p.innerFailure,
       });
     }
-    if (p.innermost !== this) {
+    // A nested scope is open. Code running inside it may still use a captured outer `tx`
+    // (its statements belong to the nested scope); any other flow would interleave with it.
+    if (p.innermost !== this && frameOf(p.engine.key).tx !== p.innermost) {
       throw new ConcurrentNestedTransactionError(
         `a nested scope of transaction ${p.id} is open; statements must go through the innermost scope ` +
           '(do not run sibling nested scopes or statements concurrently)',

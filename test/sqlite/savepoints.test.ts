@@ -89,6 +89,32 @@ describe('nested transactions (savepoint scopes)', () => {
     expect(await names()).toEqual([]);
   });
 
+  it('lets code inside a nested scope use the captured outer tx, but refuses a sibling flow', async () => {
+    const db = openDb();
+    const names = await itemsTable(db);
+    await db.transaction(async (outer) => {
+      let entered!: () => void;
+      const inside = new Promise<void>((r) => {
+        entered = r;
+      });
+      const nested = db
+        .transaction(async () => {
+          await outer.execute("INSERT INTO items VALUES ('captured-outer')"); // runs in the savepoint
+          entered();
+          await new Promise((r) => setTimeout(r, 10));
+          throw new Error('undo the nested scope');
+        })
+        .catch(() => {});
+      await inside;
+      await expect(outer.execute("INSERT INTO items VALUES ('sibling')")).rejects.toBeInstanceOf(
+        ConcurrentNestedTransactionError,
+      );
+      await nested;
+      await outer.execute("INSERT INTO items VALUES ('after')");
+    });
+    expect(await names()).toEqual(['after']);
+  });
+
   it('runs the seed order flow with savepoints, including the failing-discount and empty-order variants', async () => {
     const db = openDb();
     await db.execute(

@@ -86,3 +86,15 @@ export async function whenReady(conn: RedisClient, timeoutMs: number): Promise<v
     conn.on('end', onEnd);
   });
 }
+
+/**
+ * True when a command written now reaches the socket. ioredis rejects, without writing,
+ * a command whose stream is no longer writable (the peer closed it before 'close' fired);
+ * checking here, in the same tick as the write, tells "not sent" apart from "sent, reply lost".
+ */
+export function canWrite(conn: RedisClient): boolean {
+  if (conn.status !== 'ready') return false;
+  if (conn instanceof Cluster) return true;
+  const stream = conn.stream as { writable?: boolean; writableEnded?: boolean } | undefined;
+  return !!stream && stream.writable === true && stream.writableEnded !== true;
+}

@@ -42,6 +42,26 @@ export {
   type PipelineReply,
   type PipelineResult,
 } from './pipeline.js';
+export {
+  type DeductInput,
+  type DeductResult,
+  deductStockScript,
+  Inventory,
+  type InventoryOptions,
+} from './recipes/inventory.js';
+export {
+  type RateLimitDecision,
+  RateLimiter,
+  type RateLimiterOptions,
+  slidingWindowScript,
+} from './recipes/rate-limiter.js';
+export {
+  type TransferInput,
+  type TransferResult,
+  Transfers,
+  type TransfersOptions,
+  transferScript,
+} from './recipes/transfer.js';
 export { type MultiOptions, RedisTx, type RedisTxOptions, redisTx } from './redis-tx.js';
 export { decodeJson, defineScript, type Script, type ScriptDefinition } from './script.js';
 export { type RunChunkedOptions, type ScriptInfo, ScriptRegistry } from './script-registry.js';

@@ -13,7 +13,7 @@ import type { Redis } from 'ioredis';
 import { ConnectionLostError, InvalidArgumentError, InvalidOptionError } from '../core/errors.js';
 import { type RetryPolicy, resolveRetry, withRetry } from '../core/retry.js';
 import { CommandBuilder, makeCommand, type RedisArg } from './commands.js';
-import { epochOf } from './connection.js';
+import { canWrite, epochOf } from './connection.js';
 import type { RedisContext } from './context.js';
 import {
   type CommandReply,
@@ -201,7 +201,7 @@ export async function runOptimistic<T>(
     const builder = new CommandBuilder();
     decision(builder);
     if (ctx.isCluster) commonSlot([...keys, ...builder.queued.flatMap((c) => (c.keys ? [...c.keys] : []))]);
-    if (epochOf(conn) !== epoch || conn.status !== 'ready') {
+    if (epochOf(conn) !== epoch || !canWrite(conn)) {
       throw new VoidedAttemptError('the connection closed between WATCH and EXEC');
     }
     const outcome = await execTransaction(conn, builder.queued);

@@ -16,7 +16,7 @@ import { Command } from 'ioredis';
 import type { TxkitError } from '../core/errors.js';
 import { InvalidOptionError } from '../core/errors.js';
 import { appendCommands, CommandBuilder, decodeReply, makeCommand, type QueuedCommand } from './commands.js';
-import { type RedisClient, whenReady } from './connection.js';
+import { canWrite, type RedisClient, whenReady } from './connection.js';
 import type { RedisContext } from './context.js';
 import {
   type CrossSlotError,
@@ -99,6 +99,12 @@ function isIdempotent(cmd: QueuedCommand, extra?: (cmd: QueuedCommand) => boolea
   return IDEMPOTENT.has(cmd.name) || (extra?.(cmd) ?? false);
 }
 
+function buildCommands(build: (p: CommandBuilder) => void): QueuedCommand[] {
+  const builder = new CommandBuilder();
+  build(builder);
+  return builder.queued;
+}
+
 /** Collects the commands of a pipeline from a builder function or an (async) iterable of tuples. */
 export async function* commandSource(
   source: ((p: CommandBuilder) => void) | Iterable<CommandTuple> | AsyncIterable<CommandTuple>,
@@ -123,9 +129,10 @@ export function keysOf(cmd: QueuedCommand): Array<string | Buffer> {
 
 /** Sends one batch on one connection: one ioredis pipeline. */
 async function sendBatch(conn: RedisClient, batch: readonly QueuedCommand[]): Promise<PipelineReply[]> {
-  if (conn.status !== 'ready') return batch.map(() => ({ ok: false, status: 'not-attempted' }));
   const pipeline = conn.pipeline();
   appendCommands(pipeline, batch);
+  // Checked in the same tick as the write: if it fails, nothing was sent.
+  if (!canWrite(conn)) return batch.map(() => ({ ok: false, status: 'not-attempted' }));
   let raw: Array<[Error | null, unknown]> | null;
   try {
     raw = await pipeline.exec();
@@ -267,9 +274,19 @@ export async function runPipeline(
     options.onBatch?.({ done: result.replies.length, batchSize: commands.length, failed: failed + unknown });
   };
 
-  for await (const cmd of commandSource(source)) {
-    batch.push(cmd);
-    if (batch.length >= batchSize) await flush();
+  if (typeof source === 'function' || Array.isArray(source)) {
+    // In-memory input: no per-command await.
+    const all =
+      typeof source === 'function' ? buildCommands(source) : source.map(([n, ...a]) => makeCommand(n, a));
+    for (let i = 0; i < all.length; i += batchSize) {
+      batch = all.slice(i, i + batchSize);
+      await flush();
+    }
+  } else {
+    for await (const cmd of commandSource(source)) {
+      batch.push(cmd);
+      if (batch.length >= batchSize) await flush();
+    }
   }
   await flush();
   return result;

@@ -10,7 +10,7 @@
 import { ConnectionLostError, InvalidArgumentError, TxkitError } from '../core/errors.js';
 import type { RedisArg } from './commands.js';
 import { makeCommand } from './commands.js';
-import type { RedisClient } from './connection.js';
+import { canWrite, type RedisClient } from './connection.js';
 import type { RedisContext } from './context.js';
 import { isReplyError, replyCode, ScriptError, TransactionOutcomeUnknownError } from './errors.js';
 import { commonSlot } from './key-slot.js';
@@ -128,7 +128,7 @@ export class ScriptRegistry {
     makeCommand('evalsha', [...keys, ...args]);
     if (this.ctx.isCluster) commonSlot(keys.map(String));
     const conn = await this.ctx.shared();
-    if (conn.status !== 'ready') {
+    if (!canWrite(conn)) {
       throw new ConnectionLostError(`connection is ${conn.status}; script '${s.name}' was not sent`, {
         retryable: true,
       });

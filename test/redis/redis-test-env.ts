@@ -1,6 +1,11 @@
 /** Shared helpers for the Redis test files: the server URL, fresh clients, unique key prefixes. */
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { Cluster, Redis } from 'ioredis';
+import { freePort, startRedisProcess, stopProcess } from '../support/redis-server.js';
 
 export const url = process.env.TXKIT_REDIS_URL;
 export const clusterNodes = process.env.TXKIT_REDIS_CLUSTER_NODES;
@@ -8,8 +13,9 @@ export const clusterNodes = process.env.TXKIT_REDIS_CLUSTER_NODES;
 const opened: Array<Redis | Cluster> = [];
 
 /** A new plain ioredis client (closed by {@link closeClients}). */
-export function client(options: { connectionName?: string } = {}): Redis {
-  const c = new Redis(url!, { ...options, lazyConnect: false });
+export function client(options: { connectionName?: string; url?: string } = {}): Redis {
+  const { url: at, ...rest } = options;
+  const c = new Redis(at ?? url!, { ...rest, lazyConnect: false });
   opened.push(c);
   return c;
 }
@@ -41,4 +47,23 @@ export async function until(predicate: () => Promise<boolean>, timeoutMs = 5000)
     if (Date.now() > deadline) throw new Error('condition not reached in time');
     await new Promise((r) => setTimeout(r, 10));
   }
+}
+
+/** True when a throwaway redis-server can be started for tests that pause or kill a whole server. */
+export const canStartPrivate = existsSync(process.env.TXKIT_REDIS_SERVER_BIN ?? '/usr/bin/redis-server');
+
+/**
+ * A throwaway redis-server of its own, for fault tests whose server-wide effects
+ * (CLIENT PAUSE) must not reach other test files.
+ */
+export async function privateServer(): Promise<{ url: string; stop(): Promise<void> }> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'txkit-redis-fault-'));
+  const proc = await startRedisProcess(dir, await freePort());
+  return {
+    url: `redis://127.0.0.1:${proc.port}`,
+    async stop() {
+      await stopProcess(proc);
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
 }

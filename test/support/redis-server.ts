@@ -41,7 +41,7 @@ async function portIsFree(port: number): Promise<boolean> {
 }
 
 /** A free loopback port whose cluster-bus twin (port + 10000) is free as well. */
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   for (let i = 0; i < 200; i++) {
     const port = 20_000 + Math.floor(Math.random() * 30_000);
     if ((await portIsFree(port)) && (await portIsFree(port + 10_000))) return port;
@@ -118,7 +118,7 @@ export async function startRedisProcess(
   return { port, dir, child };
 }
 
-async function stopProcess(proc: RedisProcess): Promise<void> {
+export async function stopProcess(proc: RedisProcess): Promise<void> {
   if (proc.child.exitCode !== null || proc.child.signalCode !== null) return;
   const exited = new Promise<void>((resolve) => proc.child.once('exit', () => resolve()));
   proc.child.kill('SIGTERM');

@@ -2,7 +2,7 @@
  * Client-side command buffer shared by transactions (MULTI/EXEC) and pipelines. Nothing
  * reaches the server until the owner sends the whole buffer.
  */
-import type { ChainableCommander } from 'ioredis';
+import { type ChainableCommander, Command } from 'ioredis';
 import { InvalidArgumentError, RawTransactionControlError } from '../core/errors.js';
 import { checkScriptKeys, type Script } from './script.js';
 
@@ -183,4 +183,10 @@ export function appendCommands(pipeline: ChainableCommander, commands: readonly 
 /** Turns one raw reply into the caller's value (script decoders apply). */
 export function decodeReply(cmd: QueuedCommand, raw: unknown): unknown {
   return cmd.script?.decode ? cmd.script.decode(raw) : raw;
+}
+
+/** The keys a command touches (script runs: their KEYS). */
+export function keysOf(cmd: QueuedCommand): Array<string | Buffer> {
+  if (cmd.keys) return cmd.keys.map((k) => (typeof k === 'number' ? String(k) : k));
+  return new Command(cmd.name, [...cmd.args]).getKeys();
 }

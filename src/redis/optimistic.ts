@@ -12,7 +12,7 @@ import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { ConnectionLostError, InvalidArgumentError, InvalidOptionError } from '../core/errors.js';
 import { type RetryPolicy, resolveRetry, withRetry } from '../core/retry.js';
-import { CommandBuilder, makeCommand, type RedisArg } from './commands.js';
+import { CommandBuilder, keysOf, makeCommand, type RedisArg } from './commands.js';
 import { canWrite, epochOf } from './connection.js';
 import type { RedisContext } from './context.js';
 import {
@@ -200,7 +200,7 @@ export async function runOptimistic<T>(
     }
     const builder = new CommandBuilder();
     decision(builder);
-    if (ctx.isCluster) commonSlot([...keys, ...builder.queued.flatMap((c) => (c.keys ? [...c.keys] : []))]);
+    if (ctx.isCluster) commonSlot([...keys, ...builder.queued.flatMap(keysOf)]);
     if (epochOf(conn) !== epoch || !canWrite(conn)) {
       throw new VoidedAttemptError('the connection closed between WATCH and EXEC');
     }

@@ -12,10 +12,16 @@
  * (the built-in list, or the caller's `idempotent` predicate); a batch holding INCR, LPUSH
  * or any other non-idempotent command is reported `unknown`, never re-sent blindly.
  */
-import { Command } from 'ioredis';
 import type { TxkitError } from '../core/errors.js';
 import { InvalidOptionError } from '../core/errors.js';
-import { appendCommands, CommandBuilder, decodeReply, makeCommand, type QueuedCommand } from './commands.js';
+import {
+  appendCommands,
+  CommandBuilder,
+  decodeReply,
+  keysOf,
+  makeCommand,
+  type QueuedCommand,
+} from './commands.js';
 import { canWrite, type RedisClient, whenReady } from './connection.js';
 import type { RedisContext } from './context.js';
 import {
@@ -119,12 +125,6 @@ export async function* commandSource(
     const [name, ...args] = tuple;
     yield makeCommand(name, args);
   }
-}
-
-/** The keys a command touches (script runs: their KEYS). */
-export function keysOf(cmd: QueuedCommand): Array<string | Buffer> {
-  if (cmd.keys) return cmd.keys.map((k) => (typeof k === 'number' ? String(k) : k));
-  return new Command(cmd.name, [...cmd.args]).getKeys();
 }
 
 /** Sends one batch on one connection: one ioredis pipeline. */

@@ -13,7 +13,7 @@ import { randomUUID } from 'node:crypto';
 import { Cluster, type Redis } from 'ioredis';
 import { ConnectionLostError, InvalidArgumentError, InvalidOptionError } from '../core/errors.js';
 import { EventHub } from '../core/events.js';
-import type { CommandBuilder, QueuedCommand, RedisArg } from './commands.js';
+import { type CommandBuilder, keysOf, type QueuedCommand, type RedisArg } from './commands.js';
 import { dedicatedNodeConnection, duplicateOwned, type RedisClient, whenReady } from './connection.js';
 import type { RedisContext } from './context.js';
 import { ExecAbortError, TransactionOutcomeUnknownError } from './errors.js';
@@ -29,13 +29,7 @@ import {
   type OptimisticResult,
   runOptimistic,
 } from './optimistic.js';
-import {
-  type CommandTuple,
-  keysOf,
-  type PipelineOptions,
-  type PipelineResult,
-  runPipeline,
-} from './pipeline.js';
+import { type CommandTuple, type PipelineOptions, type PipelineResult, runPipeline } from './pipeline.js';
 import { DedicatedPool } from './pool.js';
 import { ScriptRegistry } from './script-registry.js';
 import type { WatchedReader } from './watched-reader.js';

@@ -6,6 +6,7 @@ import type pg from 'pg';
 import { Database } from '../../core/database.js';
 import type { PreparedInfo } from '../../core/resource.js';
 import type { PostgresResource } from './adapter.js';
+import { type MonitorOptions, PgMonitor } from './monitor.js';
 import { notify, PgNotifier, type PgNotifierOptions } from './notify.js';
 import { rollbackPrepared } from './prepared.js';
 import type { PostgresTransaction } from './transaction.js';
@@ -35,6 +36,11 @@ export class PostgresDatabase extends Database<PostgresResource, PostgresTransac
       checkedOut: p.totalCount - p.idleCount,
       waiting: p.waitingCount,
     };
+  }
+
+  /** Activity, locks, blocking chains, prepared transactions and NOTIFY queue usage of this server. */
+  monitor(options: MonitorOptions = {}): PgMonitor {
+    return new PgMonitor(this.resource.pool, options);
   }
 
   /**

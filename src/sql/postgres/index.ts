@@ -32,6 +32,15 @@ export { assertChannel, CHANNEL_PATTERN, NOTIFY_PAYLOAD_MAX_BYTES, quoteChannel 
 export { type PoolStatus, PostgresDatabase } from './database.js';
 export { classifyPgError, isConnectionError, type PgErrorContext, type PgPhase } from './errors.js';
 export {
+  type ActivityRow,
+  type BlockedRow,
+  type BlockingChain,
+  chainsOf,
+  type LockRow,
+  type MonitorOptions,
+  PgMonitor,
+} from './monitor.js';
+export {
   type Notification,
   type NotificationHandler,
   type NotificationIterator,

@@ -28,8 +28,10 @@ export async function commitOwned(
 ): Promise<void> {
   const p = scope.physical;
   try {
-    const pendingError = await p.drain();
-    if (pendingError !== undefined) throw pendingError;
+    if (p.pending.size > 0 || p.failures.length > 0) {
+      const pendingError = await p.drain();
+      if (pendingError !== undefined) throw pendingError;
+    }
     assertCommittable(p);
     if (p.hooks.length > 0) {
       await runInFrame(p.engine.key, { tx: scope.root, suspended: scope.suspended }, () =>
@@ -49,7 +51,7 @@ export async function commitOwned(
     return;
   }
   await p.commit(willRetry);
-  await p.runHooks(p.hooks.splice(0), 'afterCommit');
+  if (p.hooks.length > 0) await p.runHooks(p.hooks.splice(0), 'afterCommit');
 }
 
 function assertCommittable(p: PhysicalTransaction): void {

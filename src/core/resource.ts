@@ -94,6 +94,12 @@ export interface ResourceTx {
   readonly readOnly: boolean;
   query<T = Record<string, unknown>>(sql: string, params?: Params): Promise<T[]>;
   execute(sql: string, params?: Params): Promise<ExecuteResult>;
+  /**
+   * Optional synchronous forms, for drivers that execute synchronously (better-sqlite3):
+   * they return the result or throw the classified error, saving a promise per statement.
+   */
+  querySync?<T = Record<string, unknown>>(sql: string, params?: Params): T[];
+  executeSync?(sql: string, params?: Params): ExecuteResult;
   savepoint(name: string): Promise<void>;
   rollbackTo(name: string): Promise<void>;
   release(name: string): Promise<void>;

@@ -155,6 +155,15 @@ export class PhysicalTransaction {
     return statement;
   }
 
+  /** Runs a synchronous statement; a failure is tracked like an asynchronous one. */
+  settle<T>(run: () => T): Promise<T> {
+    try {
+      return Promise.resolve(run());
+    } catch (err) {
+      return this.track(Promise.reject(err));
+    }
+  }
+
   statementFailed(err: unknown): void {
     if (err instanceof TxkitError) {
       err.txId ??= this.id;
@@ -432,7 +441,9 @@ export class Transaction {
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.physical.track(this.physical.handle.query<T>(sql, params));
+    const { handle } = this.physical;
+    if (handle.querySync) return this.physical.settle(() => handle.querySync!<T>(sql, params));
+    return this.physical.track(handle.query<T>(sql, params));
   }
 
   /** Runs a statement for its effect: rows affected and, where reported, the last inserted id. */
@@ -442,7 +453,9 @@ export class Transaction {
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.physical.track(this.physical.handle.execute(sql, params));
+    const { handle } = this.physical;
+    if (handle.executeSync) return this.physical.settle(() => handle.executeSync!(sql, params));
+    return this.physical.track(handle.execute(sql, params));
   }
 
   /** Registers a callback that runs inside the transaction just before COMMIT; its failure rolls back. */

@@ -24,7 +24,7 @@ import type {
 } from '../../core/resource.js';
 import { assertNoTransactionControl } from '../shared/statement-guard.js';
 import { SqliteConnection } from './connection.js';
-import { classifySqliteError } from './errors.js';
+import { classifySqliteError, isBusy } from './errors.js';
 import { BEGIN_MODES, type BeginMode, type ResolvedSqliteOptions } from './options.js';
 
 const ALL_PREVENTED = [
@@ -60,17 +60,17 @@ const BEGIN_SQL: Record<BeginMode, string> = {
   exclusive: 'BEGIN EXCLUSIVE',
 };
 
-/** Runs a statement on a connection: rows for queries, changes for the rest. */
-function runQuery<T>(conn: SqliteConnection, sql: string, params: Params | undefined): T[] {
-  const stmt = conn.prepare(sql);
+type Statement = ReturnType<SqliteConnection['prepare']>;
+
+/** Runs a statement: rows for queries, changes for the rest. */
+function runQuery<T>(stmt: Statement, params: Params | undefined): T[] {
   if (stmt.reader) return (params === undefined ? stmt.all() : stmt.all(params as never)) as T[];
   if (params === undefined) stmt.run();
   else stmt.run(params as never);
   return [];
 }
 
-function runExecute(conn: SqliteConnection, sql: string, params: Params | undefined): ExecuteResult {
-  const stmt = conn.prepare(sql);
+function runExecute(stmt: Statement, params: Params | undefined): ExecuteResult {
   if (stmt.reader) {
     // INSERT … RETURNING and friends: run them fully; the returned rows are the affected ones.
     const rows = params === undefined ? stmt.all() : stmt.all(params as never);
@@ -90,6 +90,7 @@ export class SqliteResource implements Resource {
   #closed = false;
 
   constructor(readonly options: ResolvedSqliteOptions) {
+    this.guard = options.allowRawTransactionControl ? undefined : assertNoTransactionControl;
     this.writer = new SqliteConnection(options, 'writer');
     try {
       for (let i = 0; i < options.readers; i++) {
@@ -105,9 +106,8 @@ export class SqliteResource implements Resource {
     return classifySqliteError(err);
   }
 
-  #guard(sql: string): void {
-    if (!this.options.allowRawTransactionControl) assertNoTransactionControl(sql);
-  }
+  /** Checks user SQL for transaction control; runs once per statement text (on prepare). */
+  readonly guard: ((sql: string) => void) | undefined;
 
   /** The suspended transaction of this handle that holds SQLite's write lock, if any. */
   #suspendedWriter(suspended: readonly ResourceTx[]): SqliteTx | undefined {
@@ -141,53 +141,95 @@ export class SqliteResource implements Resource {
     else this.#spare.push(conn);
   }
 
-  async begin(req: BeginRequest): Promise<ResourceTx> {
+  begin(req: BeginRequest): Promise<ResourceTx> {
     if (this.options.strictIsolation && req.isolation !== undefined && req.isolation !== 'serializable') {
-      throw new UnsupportedFeatureError(
-        `SQLite runs every transaction serializable; '${req.isolation}' was requested and strictIsolation is on`,
+      return Promise.reject(
+        new UnsupportedFeatureError(
+          `SQLite runs every transaction serializable; '${req.isolation}' was requested and strictIsolation is on`,
+        ),
       );
     }
     const mode =
       (req.extra.beginMode as BeginMode | undefined) ??
       (req.readOnly ? 'deferred' : this.options.defaultBeginMode);
     if (!BEGIN_MODES.includes(mode)) {
-      throw new InvalidOptionError(
-        `beginMode must be one of ${BEGIN_MODES.map((m) => `'${m}'`).join(', ')}, got ${JSON.stringify(mode)}`,
+      return Promise.reject(
+        new InvalidOptionError(
+          `beginMode must be one of ${BEGIN_MODES.map((m) => `'${m}'`).join(', ')}, got ${JSON.stringify(mode)}`,
+        ),
       );
     }
-    const label = `transaction ${req.txId}${req.name ? ` (${req.name})` : ''}`;
-    if (this.#ownsSuspended(req.suspended)) {
+    if (req.suspended.length > 0 && this.#ownsSuspended(req.suspended)) {
       // requires_new under a suspended transaction of this handle: the writer is taken.
       const holder = this.#suspendedWriter(req.suspended);
-      if (holder && !req.readOnly) throw this.#selfDeadlock(`read-write ${label}`, holder);
-      const conn = this.#readers.length > 0 && req.readOnly ? undefined : this.#spareConnection();
-      if (conn) return this.#beginOn(conn, mode, req, () => this.#returnSpare(conn));
+      if (holder && !req.readOnly)
+        return Promise.reject(this.#selfDeadlock(`read-write ${this.#label(req)}`, holder));
+      if (!(this.#readers.length > 0 && req.readOnly)) {
+        let conn: SqliteConnection;
+        try {
+          conn = this.#spareConnection();
+        } catch (err) {
+          return Promise.reject(err);
+        }
+        return this.#beginOn(conn, mode, req, () => this.#returnSpare(conn));
+      }
     }
     if (req.readOnly && this.#readers.length > 0) {
       const reader = this.#pickReader();
-      const release = await reader.lock.acquire(this.options.lockWaitTimeoutMs, label);
-      return this.#beginOn(reader.conn, 'deferred', req, release);
+      return this.#lockThenBegin(reader.lock, reader.conn, 'deferred', req);
     }
-    const release = await this.writerLock.acquire(this.options.lockWaitTimeoutMs, label);
-    return this.#beginOn(this.writer, mode, req, release);
+    return this.#lockThenBegin(this.writerLock, this.writer, mode, req);
   }
 
-  async #beginOn(
+  #label(req: BeginRequest): string {
+    return `transaction ${req.txId}${req.name ? ` (${req.name})` : ''}`;
+  }
+
+  #lockThenBegin(
+    lock: FifoMutex,
+    conn: SqliteConnection,
+    mode: BeginMode,
+    req: BeginRequest,
+  ): Promise<SqliteTx> {
+    const acquired = lock.acquire(this.options.lockWaitTimeoutMs, this.#label(req));
+    if (typeof acquired === 'function') return this.#beginOn(conn, mode, req, acquired);
+    return acquired.then((release) => this.#beginOn(conn, mode, req, release));
+  }
+
+  #beginOn(
     conn: SqliteConnection,
     mode: BeginMode,
     req: BeginRequest,
     release: () => void,
   ): Promise<SqliteTx> {
+    const queryOnly = req.readOnly && conn.role !== 'reader';
     try {
-      if (req.readOnly && conn.role !== 'reader') conn.prepare('PRAGMA query_only = ON').run();
-      await conn.retryBusy(() => conn.prepare(BEGIN_SQL[mode]).run(), `BEGIN ${mode.toUpperCase()}`);
+      if (queryOnly) conn.control('PRAGMA query_only = ON');
+      conn.control(BEGIN_SQL[mode]); // fast path: no lock contention
+      return Promise.resolve(new SqliteTx(this, conn, req.txId, mode, req.readOnly, release));
     } catch (err) {
-      if (req.readOnly && conn.role !== 'reader' && conn.driver.open)
-        conn.prepare('PRAGMA query_only = OFF').run();
-      release();
-      throw classifySqliteError(err);
+      if (!isBusy(err)) return Promise.reject(this.#abandonBegin(conn, queryOnly, release, err));
     }
-    return new SqliteTx(this, conn, req.txId, mode, req.readOnly, release);
+    return conn
+      .retryBusy(() => conn.control(BEGIN_SQL[mode]), `BEGIN ${mode.toUpperCase()}`)
+      .then(
+        () => new SqliteTx(this, conn, req.txId, mode, req.readOnly, release),
+        (err: unknown) => {
+          throw this.#abandonBegin(conn, queryOnly, release, err);
+        },
+      );
+  }
+
+  /** Undoes a failed BEGIN's preparations and returns the classified error. */
+  #abandonBegin(conn: SqliteConnection, queryOnly: boolean, release: () => void, err: unknown): TxkitError {
+    try {
+      if (queryOnly && conn.driver.open) conn.control('PRAGMA query_only = OFF');
+    } catch {
+      // the BEGIN error is the one to report
+    } finally {
+      release();
+    }
+    return classifySqliteError(err);
   }
 
   #pickReader(): { conn: SqliteConnection; lock: FifoMutex } {
@@ -199,44 +241,41 @@ export class SqliteResource implements Resource {
     return best;
   }
 
-  async query<T>(sql: string, params: Params | undefined, req: AutocommitRequest): Promise<T[]> {
-    return this.#autocommit(sql, req, (conn) => runQuery<T>(conn, sql, params));
+  query<T>(sql: string, params: Params | undefined, req: AutocommitRequest): Promise<T[]> {
+    return this.#autocommit(sql, req, (stmt) => runQuery<T>(stmt, params));
   }
 
-  async execute(sql: string, params: Params | undefined, req: AutocommitRequest): Promise<ExecuteResult> {
-    return this.#autocommit(sql, req, (conn) => runExecute(conn, sql, params));
+  execute(sql: string, params: Params | undefined, req: AutocommitRequest): Promise<ExecuteResult> {
+    return this.#autocommit(sql, req, (stmt) => runExecute(stmt, params));
   }
 
-  async #autocommit<T>(sql: string, req: AutocommitRequest, op: (conn: SqliteConnection) => T): Promise<T> {
-    this.#guard(sql);
+  async #autocommit<T>(sql: string, req: AutocommitRequest, op: (stmt: Statement) => T): Promise<T> {
     let readOnly: boolean;
     try {
-      readOnly = this.writer.prepare(sql).readonly;
+      readOnly = this.writer.prepare(sql, this.guard).readonly;
     } catch (err) {
       throw classifySqliteError(err);
     }
-    if (this.#ownsSuspended(req.suspended)) {
+    const run = (conn: SqliteConnection) =>
+      conn.retryBusy(() => op(conn.prepare(sql, this.guard)), 'autocommit statement');
+    if (req.suspended.length > 0 && this.#ownsSuspended(req.suspended)) {
       const holder = this.#suspendedWriter(req.suspended);
       if (holder && !readOnly) throw this.#selfDeadlock('an autocommit write', holder);
       const conn = this.#spareConnection();
       try {
-        return await conn.retryBusy(() => op(conn), 'autocommit statement');
+        return await run(conn);
       } finally {
         this.#returnSpare(conn);
       }
     }
-    if (readOnly && this.#readers.length > 0) {
-      const reader = this.#pickReader();
-      const release = await reader.lock.acquire(this.options.lockWaitTimeoutMs, 'an autocommit read');
-      try {
-        return await reader.conn.retryBusy(() => op(reader.conn), 'autocommit read');
-      } finally {
-        release();
-      }
-    }
-    const release = await this.writerLock.acquire(this.options.lockWaitTimeoutMs, 'an autocommit statement');
+    const target =
+      readOnly && this.#readers.length > 0
+        ? this.#pickReader()
+        : { conn: this.writer, lock: this.writerLock };
+    const acquired = target.lock.acquire(this.options.lockWaitTimeoutMs, 'an autocommit statement');
+    const release = typeof acquired === 'function' ? acquired : await acquired;
     try {
-      return await this.writer.retryBusy(() => op(this.writer), 'autocommit statement');
+      return await run(target.conn);
     } finally {
       release();
     }
@@ -294,28 +333,53 @@ export class SqliteTx implements ResourceTx {
     this.holdsWriteLock = mode !== 'deferred';
   }
 
-  #run<T>(sql: string, op: () => T): Promise<T> {
+  #prepare(sql: string): Statement {
     try {
-      this.resource.options.allowRawTransactionControl || assertNoTransactionControl(sql);
-      const stmt = this.conn.prepare(sql);
+      const stmt = this.conn.prepare(sql, this.resource.guard);
       if (!stmt.readonly) this.holdsWriteLock = true;
-      return Promise.resolve(op());
+      return stmt;
     } catch (err) {
-      return Promise.reject(classifySqliteError(err));
+      throw classifySqliteError(err);
+    }
+  }
+
+  querySync<T>(sql: string, params?: Params): T[] {
+    const stmt = this.#prepare(sql);
+    try {
+      return runQuery<T>(stmt, params);
+    } catch (err) {
+      throw classifySqliteError(err);
+    }
+  }
+
+  executeSync(sql: string, params?: Params): ExecuteResult {
+    const stmt = this.#prepare(sql);
+    try {
+      return runExecute(stmt, params);
+    } catch (err) {
+      throw classifySqliteError(err);
     }
   }
 
   query<T>(sql: string, params?: Params): Promise<T[]> {
-    return this.#run(sql, () => runQuery<T>(this.conn, sql, params));
+    try {
+      return Promise.resolve(this.querySync<T>(sql, params));
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   execute(sql: string, params?: Params): Promise<ExecuteResult> {
-    return this.#run(sql, () => runExecute(this.conn, sql, params));
+    try {
+      return Promise.resolve(this.executeSync(sql, params));
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   #control(sql: string): Promise<void> {
     try {
-      this.conn.prepare(sql).run();
+      this.conn.control(sql);
       return Promise.resolve();
     } catch (err) {
       return Promise.reject(classifySqliteError(err));
@@ -342,11 +406,16 @@ export class SqliteTx implements ResourceTx {
   async commit(): Promise<void> {
     if (this.#done) throw new TxkitError('E_TX_CLOSED', 'transaction already ended');
     try {
-      await this.conn.retryBusy(() => this.conn.prepare('COMMIT').run(), 'COMMIT');
+      try {
+        this.conn.control('COMMIT'); // fast path: nobody else reading (rollback-journal modes) or locking
+      } catch (err) {
+        if (!isBusy(err)) throw err;
+        await this.conn.retryBusy(() => this.conn.control('COMMIT'), 'COMMIT');
+      }
     } catch (err) {
       // A failed COMMIT (busy budget spent, deferred foreign key) leaves the transaction open.
       const classified = classifySqliteError(err);
-      await this.#end(true);
+      this.#end(true);
       if (classified.code === 'E_CONNECTION') {
         throw new TxkitError(
           'E_COMMIT_UNKNOWN',
@@ -359,19 +428,19 @@ export class SqliteTx implements ResourceTx {
       }
       throw classified;
     }
-    await this.#end(false);
+    this.#end(false);
   }
 
   async rollback(): Promise<void> {
     if (this.#done) return;
-    await this.#end(true);
+    this.#end(true);
   }
 
-  async #end(rollback: boolean): Promise<void> {
+  #end(rollback: boolean): void {
     this.#done = true;
     try {
-      if (rollback && this.conn.driver.open && this.conn.inTransaction) this.conn.prepare('ROLLBACK').run();
-      if (this.readOnly && this.conn.role !== 'reader') this.conn.prepare('PRAGMA query_only = OFF').run();
+      if (rollback && this.conn.driver.open && this.conn.inTransaction) this.conn.control('ROLLBACK');
+      if (this.readOnly && this.conn.role !== 'reader') this.conn.control('PRAGMA query_only = OFF');
     } catch (err) {
       // The connection's state is in doubt: replace it rather than hand it on.
       if (this.conn === this.resource.writer) this.resource.recycleWriter();

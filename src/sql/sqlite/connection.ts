@@ -28,6 +28,7 @@ export interface EffectivePragmas {
 export class SqliteConnection {
   readonly driver: Driver;
   readonly #cache = new Map<string, Statement>();
+  readonly #control = new Map<string, Statement>();
   readonly effective: EffectivePragmas;
 
   constructor(
@@ -98,24 +99,32 @@ export class SqliteConnection {
     return effective;
   }
 
-  /** A prepared statement from the bounded cache (least recently used evicted). */
-  prepare(sql: string): Statement {
-    const cache = this.#cache;
-    let stmt = cache.get(sql);
-    if (stmt) {
-      if (cache.size > 1) {
-        cache.delete(sql);
-        cache.set(sql, stmt);
-      }
-      return stmt;
-    }
-    stmt = this.driver.prepare(sql);
+  /**
+   * A prepared user statement from the bounded cache (oldest evicted). `guard` runs only
+   * when the statement is prepared, so a cached statement costs one map lookup.
+   */
+  prepare(sql: string, guard?: (sql: string) => void): Statement {
+    const cached = this.#cache.get(sql);
+    if (cached) return cached;
+    guard?.(sql);
+    const stmt = this.driver.prepare(sql);
     const limit = this.options.statementCacheSize;
     if (limit > 0) {
-      if (cache.size >= limit) cache.delete(cache.keys().next().value!);
-      cache.set(sql, stmt);
+      if (this.#cache.size >= limit) this.#cache.delete(this.#cache.keys().next().value!);
+      this.#cache.set(sql, stmt);
     }
     return stmt;
+  }
+
+  /** Runs one of txkit's own control statements (BEGIN, COMMIT, SAVEPOINT ...), cached apart from user SQL. */
+  control(sql: string): void {
+    let stmt = this.#control.get(sql);
+    if (!stmt) {
+      stmt = this.driver.prepare(sql);
+      if (this.#control.size >= 256) this.#control.clear();
+      this.#control.set(sql, stmt);
+    }
+    stmt.run();
   }
 
   get inTransaction(): boolean {
@@ -157,6 +166,7 @@ export class SqliteConnection {
 
   close(): void {
     this.#cache.clear();
+    this.#control.clear();
     if (this.driver.open) this.driver.close();
   }
 }

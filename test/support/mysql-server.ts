@@ -63,6 +63,8 @@ function run(cmd: string, args: string[], input?: string): Promise<string> {
     child.once('exit', (code) =>
       code === 0 ? resolve(out) : reject(new Error(`${cmd} exited ${code}: ${out}`)),
     );
+    // The child may exit before reading its input (e.g. a failed readiness probe).
+    child.stdin.on('error', () => {});
     child.stdin.end(input ?? '');
   });
 }

@@ -1,0 +1,464 @@
+import mysql2 from 'mysql2/promise';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import {
+  DeadlockError,
+  InvalidIdentifierError,
+  InvalidOptionError,
+  LockTimeoutError,
+  PoolTimeoutError,
+  RawTransactionControlError,
+  TransactionAbortedError,
+  TransactionRolledBackError,
+  TransactionTimeoutError,
+} from '../../src/core/errors.js';
+import {
+  deadlockRetry,
+  LockNotAvailableError,
+  type MysqlDatabase,
+  type MysqlTx,
+  mysql,
+  RowNotFoundError,
+  TransactionStateError,
+  waitForLockWait,
+} from '../../src/sql/mysql/index.js';
+import { tableName, url } from './helpers.js';
+
+type Row = { id: number; v: number };
+
+describe.skipIf(!url)('MySQL transactions on the real server', () => {
+  let db: MysqlDatabase;
+  let observer: mysql2.Pool;
+  const t = tableName('acct');
+
+  const values = async () =>
+    ((await observer.query(`SELECT id, v FROM \`${t}\` ORDER BY id`)) as unknown as [Row[]])[0].map(
+      (r) => r.v,
+    );
+
+  beforeAll(async () => {
+    db = mysql({ uri: url, connectionLimit: 6 });
+    observer = mysql2.createPool({ uri: url, connectionLimit: 3 });
+    await db.execute(
+      `CREATE TABLE \`${t}\` (id INT PRIMARY KEY, v INT NOT NULL, CONSTRAINT ${t}_pos CHECK (v >= 0)) ENGINE=InnoDB`,
+    );
+  });
+  beforeEach(async () => {
+    await db.execute(`DELETE FROM \`${t}\``);
+    await db.execute(`INSERT INTO \`${t}\` VALUES (1, 100), (2, 100), (3, 100)`);
+  });
+  afterAll(async () => {
+    await db?.execute(`DROP TABLE IF EXISTS \`${t}\``);
+    await db?.close();
+    await observer?.end();
+  });
+
+  it('begins with SET TRANSACTION then START TRANSACTION; reports the level in force', async () => {
+    const levels = await db.transaction(
+      async (tx) => {
+        const [r] = await tx.query<{ lvl: string; ro: number }>(
+          'SELECT trx_isolation_level AS lvl, trx_is_read_only AS ro FROM information_schema.INNODB_TRX WHERE trx_mysql_thread_id = CONNECTION_ID()',
+        );
+        return { lvl: r?.lvl, ro: r?.ro, isolation: tx.isolation };
+      },
+      { isolation: 'read committed', readOnly: true, consistentSnapshot: true },
+    );
+    expect(levels).toEqual({ lvl: 'READ COMMITTED', ro: 1, isolation: 'read committed' });
+    // INNODB_TRX is served from a cache that refreshes only after 100 ms without reads.
+    await new Promise((r) => setTimeout(r, 150));
+    // The next transaction on a pooled connection is back to the server default.
+    const dflt = await db.transaction(async (tx) => {
+      await tx.execute(`UPDATE \`${t}\` SET v = v WHERE id = 1`);
+      const [r] = await tx.query<{ lvl: string }>(
+        'SELECT trx_isolation_level AS lvl FROM information_schema.INNODB_TRX WHERE trx_mysql_thread_id = CONNECTION_ID()',
+      );
+      return [r?.lvl, tx.isolation];
+    });
+    expect(dflt).toEqual(['REPEATABLE READ', 'repeatable read']);
+  });
+
+  it('a deadlock between two transactions is classified, and with retry both succeed', async () => {
+    let t1First = true;
+    let t2First = true;
+    let t1Locked!: () => void;
+    const t1HasRow1 = new Promise<void>((r) => {
+      t1Locked = r;
+    });
+    let t2Locked!: () => void;
+    const t2HasRow2 = new Promise<void>((r) => {
+      t2Locked = r;
+    });
+    const retries: unknown[] = [];
+    db.on('retry', (e) => retries.push(e.error));
+    let t1Thread = -1;
+    const t1 = db.transaction(
+      async (tx) => {
+        t1Thread = tx.threadId;
+        await tx.execute(`UPDATE \`${t}\` SET v = v - 10 WHERE id = 1`);
+        if (t1First) {
+          t1First = false;
+          t1Locked();
+          await t2HasRow2;
+        }
+        await tx.execute(`UPDATE \`${t}\` SET v = v + 10 WHERE id = 2`);
+      },
+      { retry: deadlockRetry, name: 't1' },
+    );
+    const t2 = db.transaction(
+      async (tx) => {
+        await tx.execute(`UPDATE \`${t}\` SET v = v - 20 WHERE id = 2`);
+        if (t2First) {
+          t2First = false;
+          await t1HasRow1;
+          t2Locked();
+          // Close the cycle only once T1 waits for row 2.
+          await waitForLockWait(observer, t1Thread);
+        }
+        await tx.execute(`UPDATE \`${t}\` SET v = v + 20 WHERE id = 1`);
+      },
+      { retry: deadlockRetry, name: 't2' },
+    );
+    await Promise.all([t1, t2]);
+    expect(retries).toHaveLength(1);
+    expect(retries[0]).toBeInstanceOf(DeadlockError);
+    expect((retries[0] as DeadlockError).sqlState).toBe('40001');
+    expect(await values()).toEqual([110, 90, 100]);
+  });
+
+  it('after a deadlock a later write is refused, never sent, and never committed', async () => {
+    const a = await observer.getConnection();
+    let caught: unknown;
+    let refused: unknown;
+    try {
+      // `a` is the heavier transaction (two rows), so InnoDB picks ours as the victim.
+      await a.query('START TRANSACTION');
+      await a.query(`UPDATE \`${t}\` SET v = v + 1 WHERE id IN (2, 3)`);
+      const err = await db
+        .transaction(async (tx) => {
+          await tx.execute(`UPDATE \`${t}\` SET v = v + 1 WHERE id = 1`);
+          const blocked = tx.execute(`UPDATE \`${t}\` SET v = v + 1 WHERE id = 2`).catch((e) => e);
+          await waitForLockWait(observer, tx.threadId);
+          const closing = a.query(`UPDATE \`${t}\` SET v = v + 1 WHERE id = 1`);
+          caught = await blocked;
+          await closing;
+          // The deadlock rolled our transaction back; without txkit this write would autocommit.
+          refused = await tx.execute(`UPDATE \`${t}\` SET v = v + 1000 WHERE id = 1`).catch((e) => e);
+          return 'callback swallowed the errors';
+        })
+        .catch((e) => e);
+      expect(caught).toBeInstanceOf(DeadlockError);
+      expect(refused).toBeInstanceOf(TransactionAbortedError);
+      // The callback swallowed both errors, yet the transaction cannot commit.
+      expect(err).toBeInstanceOf(TransactionRolledBackError);
+    } finally {
+      await a.query('ROLLBACK');
+      a.release();
+    }
+    expect(await values()).toEqual([100, 100, 100]);
+  });
+
+  it('the resource transaction itself refuses statements after a deadlock', async () => {
+    const a = await observer.getConnection();
+    const handle = (await db.resource.begin({
+      txId: 'rt1',
+      readOnly: false,
+      deferrable: false,
+      suspended: [],
+      extra: {},
+    })) as MysqlTx;
+    try {
+      await a.query('START TRANSACTION');
+      await a.query(`UPDATE \`${t}\` SET v = v + 1 WHERE id IN (2, 3)`);
+      await handle.execute(`UPDATE \`${t}\` SET v = v + 1 WHERE id = 1`);
+      const blocked = handle.execute(`UPDATE \`${t}\` SET v = v + 1 WHERE id = 2`).catch((e) => e);
+      await waitForLockWait(observer, handle.threadId);
+      const closing = a.query(`UPDATE \`${t}\` SET v = v + 1 WHERE id = 1`);
+      const ours = await blocked;
+      await closing;
+      expect(ours).toBeInstanceOf(DeadlockError);
+      expect(handle.usableAfterError(ours)).toBe(false);
+      expect(handle.aborted).toBe(true);
+      const refused = await handle.execute(`UPDATE \`${t}\` SET v = v + 1000 WHERE id = 1`).catch((e) => e);
+      expect(refused).toBeInstanceOf(TransactionAbortedError);
+      expect(refused.cause).toBe(ours);
+    } finally {
+      await handle.rollback();
+      await a.query('ROLLBACK');
+      a.release();
+    }
+    expect(await values()).toEqual([100, 100, 100]);
+  });
+
+  it('lock wait timeout: only the statement failed; uncaught, the whole transaction rolls back', async () => {
+    const a = await observer.getConnection();
+    try {
+      await a.query('START TRANSACTION');
+      await a.query(`UPDATE \`${t}\` SET v = v + 1 WHERE id = 2`);
+      let stillOpen: unknown;
+      const err = await db
+        .transaction(
+          async (tx) => {
+            await tx.execute(`UPDATE \`${t}\` SET v = v - 50 WHERE id = 1`);
+            const e = await tx.execute(`UPDATE \`${t}\` SET v = v + 50 WHERE id = 2`).catch((x) => x);
+            // Statement-level: the transaction is still usable...
+            stillOpen = (await tx.query<{ v: number }>(`SELECT v FROM \`${t}\` WHERE id = 1`))[0]?.v;
+            throw e; // ...but the transfer is half done, so give up.
+          },
+          { lockWaitTimeoutSec: 1 },
+        )
+        .catch((e) => e);
+      expect(err).toBeInstanceOf(LockTimeoutError);
+      expect(stillOpen).toBe(50);
+    } finally {
+      await a.query('ROLLBACK');
+      a.release();
+    }
+    expect(await values()).toEqual([100, 100, 100]);
+  });
+
+  it('lockWaitTimeoutSec is validated per flavour, 0 is honoured, and it never leaks to the next borrower', async () => {
+    const one = mysql({ uri: url, connectionLimit: 1 });
+    try {
+      const inside = await one.transaction(
+        async (tx) => {
+          const [r] = await tx.query<{ w: number; id: number }>(
+            'SELECT @@innodb_lock_wait_timeout AS w, CONNECTION_ID() AS id',
+          );
+          return r;
+        },
+        { lockWaitTimeoutSec: 0 },
+      );
+      expect(inside?.w).toBe(0);
+      const after = await one.transaction(async (tx) => {
+        const [r] = await tx.query<{ w: number; id: number }>(
+          'SELECT @@innodb_lock_wait_timeout AS w, CONNECTION_ID() AS id',
+        );
+        return r;
+      });
+      expect(after?.id).toBe(inside?.id); // same pooled connection
+      expect(after?.w).toBe((await one.serverLockSettings()).innodbLockWaitTimeout);
+      for (const bad of [-1, 1.5, '3; DROP TABLE x', 100_000_001]) {
+        await expect(one.transaction(async () => {}, { lockWaitTimeoutSec: bad as never })).rejects.toThrow(
+          InvalidOptionError,
+        );
+      }
+    } finally {
+      await one.close();
+    }
+  });
+
+  it('a connection is never handed on inside a transaction', async () => {
+    const one = mysql({ uri: url, connectionLimit: 1 });
+    try {
+      // A callback fails mid-way: the next user of the same connection sees no open transaction.
+      let firstThread = -1;
+      await one
+        .transaction(async (tx) => {
+          firstThread = tx.threadId;
+          await tx.execute(`UPDATE \`${t}\` SET v = 1 WHERE id = 1`);
+          throw new Error('business rule failed');
+        })
+        .catch(() => {});
+      const [state] = await one.query<{ inTx: number; id: number }>(
+        'SELECT @@in_transaction AS inTx, CONNECTION_ID() AS id',
+      );
+      expect(state).toEqual({ inTx: 0, id: firstThread });
+      expect(await values()).toEqual([100, 100, 100]);
+
+      // A deadline fires during a long statement: KILL QUERY on the server, rollback, connection reusable.
+      const started = Date.now();
+      const timedOut = await one
+        .transaction(
+          async (tx) => {
+            await tx.execute(`UPDATE \`${t}\` SET v = 2 WHERE id = 2`);
+            await tx.query('SELECT SLEEP(10)');
+          },
+          { timeoutMs: 300 },
+        )
+        .catch((e) => e);
+      expect(timedOut).toBeInstanceOf(TransactionTimeoutError);
+      expect(Date.now() - started).toBeLessThan(5_000);
+      const [[sleeping]] = (await observer.query(
+        "SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE INFO = 'SELECT SLEEP(10)'",
+      )) as unknown as [[{ n: number }]];
+      expect(Number(sleeping.n)).toBe(0);
+      const [again] = await one.query<{ inTx: number }>('SELECT @@in_transaction AS inTx');
+      expect(again?.inTx).toBe(0);
+      expect(await values()).toEqual([100, 100, 100]);
+    } finally {
+      await one.close();
+    }
+  });
+
+  it('with a pool you pass in, a connection someone released mid-transaction is cleaned, not committed', async () => {
+    const shared = mysql2.createPool({ uri: url, connectionLimit: 1 });
+    const onShared = mysql({ pool: shared });
+    try {
+      const foreign = await shared.getConnection();
+      await foreign.query('START TRANSACTION');
+      await foreign.query(`UPDATE \`${t}\` SET v = 9999 WHERE id = 3`);
+      foreign.release(); // released mid-transaction by code that is not txkit
+      await onShared.transaction(async (tx) => {
+        await tx.execute(`UPDATE \`${t}\` SET v = v + 1 WHERE id = 1`);
+      });
+      expect(await values()).toEqual([101, 100, 100]);
+    } finally {
+      await onShared.close();
+      await shared.end();
+    }
+  });
+
+  it('acquire timeout: a starved pool fails with PoolTimeoutError instead of hanging', async () => {
+    const tiny = mysql({ uri: url, connectionLimit: 1, acquireTimeoutMs: 200 });
+    try {
+      let release!: () => void;
+      const holding = tiny.transaction(
+        () =>
+          new Promise<void>((r) => {
+            release = r;
+          }),
+      );
+      await new Promise((r) => setTimeout(r, 50));
+      await expect(tiny.transaction(async () => {}, { propagation: 'requires_new' })).rejects.toBeInstanceOf(
+        PoolTimeoutError,
+      );
+      release();
+      await holding;
+    } finally {
+      await tiny.close();
+    }
+  });
+
+  it('ordered locking: opposite-order transfers wait instead of deadlocking', async () => {
+    // Deterministic interleaving: T1 holds both rows; T2 asks for them in the opposite order.
+    let t2Thread = -1;
+    let release!: () => void;
+    const t1Holds = new Promise<void>((r) => {
+      release = r;
+    });
+    let t1Locked!: () => void;
+    const locked = new Promise<void>((r) => {
+      t1Locked = r;
+    });
+    const t1 = db.transaction(async (tx) => {
+      await tx.lockRows(t, [1, 2]);
+      t1Locked();
+      await t1Holds;
+      await tx.execute(`UPDATE \`${t}\` SET v = v - 10 WHERE id = 1`);
+      await tx.execute(`UPDATE \`${t}\` SET v = v + 10 WHERE id = 2`);
+    });
+    await locked;
+    const t2 = db.transaction(async (tx) => {
+      t2Thread = tx.threadId;
+      const { rows } = await tx.lockRows<Row, number>(t, [2, 1]);
+      await tx.execute(`UPDATE \`${t}\` SET v = v - 20 WHERE id = 2`);
+      await tx.execute(`UPDATE \`${t}\` SET v = v + 20 WHERE id = 1`);
+      return [...rows.keys()];
+    });
+    while (t2Thread < 0) await new Promise((r) => setTimeout(r, 5));
+    await waitForLockWait(observer, t2Thread);
+    release();
+    await t1;
+    expect(await t2).toEqual([1, 2]);
+    expect(await values()).toEqual([110, 90, 100]);
+
+    // Under load: many opposite-order transfers at once, no retry, no deadlock.
+    const transfers = Array.from({ length: 24 }, (_, i) => {
+      const [from, to] = i % 2 === 0 ? [1, 2] : [2, 1];
+      return db.transaction(async (tx) => {
+        await tx.lockRows(t, [from, to]);
+        await tx.execute(`UPDATE \`${t}\` SET v = v - 1 WHERE id = ?`, [from]);
+        await tx.execute(`UPDATE \`${t}\` SET v = v + 1 WHERE id = ?`, [to]);
+      });
+    });
+    const results = await Promise.allSettled(transfers);
+    expect(results.filter((r) => r.status === 'rejected')).toEqual([]);
+    const v = await values();
+    expect(v[0]! + v[1]!).toBe(200);
+  });
+
+  it('lockRows: share mode, NOWAIT, missing rows, and bad identifiers', async () => {
+    await db.transaction(async (tx) => {
+      const { rows, missing } = await tx.lockRows<Row, number>(t, [3, 1, 3, 99], {
+        mode: 'share',
+        allowMissing: true,
+      });
+      expect([...rows.keys()]).toEqual([1, 3]);
+      expect(missing).toEqual([99]);
+      await expect(tx.lockRows(t, [98])).rejects.toBeInstanceOf(RowNotFoundError);
+    });
+    const a = await observer.getConnection();
+    try {
+      await a.query('START TRANSACTION');
+      await a.query(`SELECT * FROM \`${t}\` WHERE id = 1 FOR UPDATE`);
+      const err = await db
+        .transaction(async (tx) => {
+          await tx.lockRows(t, [1], { wait: 'nowait' });
+        })
+        .catch((e) => e);
+      expect(err).toBeInstanceOf(LockNotAvailableError);
+    } finally {
+      await a.query('ROLLBACK');
+      a.release();
+    }
+    await db.transaction(async (tx) => {
+      for (const bad of ['acct; DROP TABLE x', 'a`b', 'x.y.z', '1abc']) {
+        await expect(tx.lockRows(bad, [1])).rejects.toBeInstanceOf(InvalidIdentifierError);
+      }
+      await expect(tx.lockRows(t, [1], { keyColumn: 'id) OR (1=1' })).rejects.toBeInstanceOf(
+        InvalidIdentifierError,
+      );
+    });
+  });
+
+  it('savepoints, and injection through savepoint names or raw SQL is refused', async () => {
+    await db.transaction(async (tx) => {
+      await tx.execute(`UPDATE \`${t}\` SET v = 1 WHERE id = 1`);
+      const sp = await tx.savepoint('after_first');
+      await tx.execute(`UPDATE \`${t}\` SET v = 2 WHERE id = 2`);
+      await sp.rollback();
+      await db.transaction(async (inner) => {
+        await inner.execute(`UPDATE \`${t}\` SET v = 3 WHERE id = 3`);
+      });
+      for (const bad of ['x`; COMMIT; --', 'a b', "sp'1", '']) {
+        await expect(tx.savepoint(bad)).rejects.toBeInstanceOf(InvalidIdentifierError);
+      }
+      for (const raw of [
+        'COMMIT',
+        'ROLLBACK',
+        'START TRANSACTION',
+        "XA START 'x'",
+        'SET autocommit = 1',
+        'SAVEPOINT s',
+      ]) {
+        await expect(tx.query(raw)).rejects.toBeInstanceOf(RawTransactionControlError);
+      }
+      await expect(tx.execute('CREATE TABLE should_not_exist (id INT)')).rejects.toBeInstanceOf(
+        TransactionStateError,
+      );
+      await expect(tx.execute('SELECT ?', { a: 1 } as never)).rejects.toThrow(/array/);
+    });
+    expect(await values()).toEqual([1, 100, 3]);
+    await expect(db.query('COMMIT')).rejects.toBeInstanceOf(RawTransactionControlError);
+  });
+
+  it('XA through the resource: prepare detaches the branch, then commitPrepared / listPrepared', async () => {
+    const gid = `txk-${process.pid}-${Date.now()}`;
+    const handle = await db.resource.begin({
+      txId: 'xa1',
+      readOnly: false,
+      deferrable: false,
+      suspended: [],
+      extra: { xa: gid },
+    });
+    await handle.execute(`UPDATE \`${t}\` SET v = 42 WHERE id = 1`);
+    await handle.prepare?.(gid);
+    expect((await db.resource.listPrepared(gid)).map((p) => p.gid)).toEqual([gid]);
+    expect(await values()).toEqual([100, 100, 100]);
+    await db.resource.commitPrepared(gid);
+    expect(await values()).toEqual([42, 100, 100]);
+    expect(await db.resource.listPrepared(gid)).toEqual([]);
+    await expect(db.transaction(async () => {}, { xa: "x'; DROP TABLE t; --" })).rejects.toThrow(
+      /A-Z a-z 0-9/,
+    );
+  });
+});

@@ -69,6 +69,8 @@ export interface WalStats {
   /** LSN of the last durable record (0 when empty). */
   durableLsn: bigint;
   nextLsn: bigint;
+  /** LSN of the oldest record still on disk. */
+  firstLsn: bigint;
   checkpointLsn: bigint;
   segments: number;
   appends: number;
@@ -569,6 +571,7 @@ export class Wal {
       state: this.#state,
       durableLsn: this.#durableLsn,
       nextLsn: this.#nextLsn,
+      firstLsn: this.#segments[0]?.firstLsn ?? this.#nextLsn,
       checkpointLsn: this.#checkpointLsn,
       segments: this.#segments.length,
       pendingBytes: this.#pendingBytes,

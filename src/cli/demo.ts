@@ -1,14 +1,12 @@
 /**
  * `txkit demo`: what txkit guarantees, shown on an embedded SQLite file in a few seconds.
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { TxkitError } from '../core/errors.js';
 import { type SqliteDatabase, sqlite } from '../sql/sqlite/index.js';
-import type { WorkerReport } from './transfer-worker.js';
+import { runWorkers } from './spawn-workers.js';
 
 export interface DemoOptions {
   /** Database file; default: a fresh file in a temp directory, removed afterwards. */
@@ -24,36 +22,6 @@ async function balances(db: SqliteDatabase): Promise<number[]> {
   return (await db.query<{ balance: number }>('SELECT balance FROM accounts ORDER BY id')).map(
     (r) => r.balance,
   );
-}
-
-function spawnWorker(file: string, transfers: number, seed: number): Promise<WorkerReport> {
-  const here = fileURLToPath(import.meta.url);
-  const fromSource = here.endsWith('.ts');
-  const script = join(here, '..', fromSource ? 'transfer-worker.ts' : 'transfer-worker.js');
-  const args = [
-    ...(fromSource ? ['--import', 'tsx'] : []),
-    script,
-    file,
-    String(transfers),
-    String(seed),
-    'deferred',
-  ];
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => {
-      out += d;
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      err += d;
-    });
-    child.on('exit', (code) =>
-      code === 0
-        ? resolve(JSON.parse(out) as WorkerReport)
-        : reject(new Error(`worker ${seed} failed: ${err}`)),
-    );
-  });
 }
 
 /** Runs every scenario; throws if any guarantee did not hold. Returns the report lines. */
@@ -118,9 +86,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<string[]> {
     );
     await db.close();
     const t0 = performance.now();
-    const reports = await Promise.all(
-      Array.from({ length: workers }, (_, i) => spawnWorker(file, perWorker, i + 1)),
-    );
+    const reports = await runWorkers(file, workers, perWorker, 'deferred');
     const seconds = (performance.now() - t0) / 1000;
     db = sqlite({ filename: file });
     const [sum] = await db.query<{ total: number; moved: number }>(

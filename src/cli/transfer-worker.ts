@@ -4,6 +4,8 @@
  * updates without a transaction) and retry, then prints one JSON line of counts.
  *
  * Usage: node transfer-worker.js <file> <transfers> <seed> [beginMode]
+ * With TXKIT_WORKER_BARRIER=1 it prints "ready" and waits for a line on stdin before
+ * starting, so that several workers really run at the same time.
  */
 import { pathToFileURL } from 'node:url';
 import { sqlite } from '../sql/sqlite/index.js';
@@ -70,14 +72,29 @@ export async function runTransfers(
   return report;
 }
 
+function barrier(): Promise<void> {
+  if (process.env.TXKIT_WORKER_BARRIER !== '1') return Promise.resolve();
+  process.stdout.write('ready\n');
+  return new Promise((resolve) => {
+    process.stdin.once('data', () => {
+      process.stdin.pause();
+      resolve();
+    });
+  });
+}
+
 const isMain = process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href;
 const [file, transfers, seed, mode] = process.argv.slice(2);
 if (isMain && file && transfers && seed) {
-  runTransfers(file, Number(transfers), Number(seed), (mode as BeginMode | undefined) ?? 'immediate').then(
-    (r) => process.stdout.write(`${JSON.stringify(r)}\n`),
-    (err) => {
-      process.stderr.write(`${err?.stack ?? err}\n`);
-      process.exit(1);
-    },
-  );
+  barrier()
+    .then(() =>
+      runTransfers(file, Number(transfers), Number(seed), (mode as BeginMode | undefined) ?? 'immediate'),
+    )
+    .then(
+      (r) => process.stdout.write(`${JSON.stringify(r)}\n`),
+      (err) => {
+        process.stderr.write(`${err?.stack ?? err}\n`);
+        process.exit(1);
+      },
+    );
 }

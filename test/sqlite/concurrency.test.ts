@@ -1,7 +1,8 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { prng, type WorkerReport } from '../../src/cli/transfer-worker.js';
+import { runWorkers } from '../../src/cli/spawn-workers.js';
+import { prng } from '../../src/cli/transfer-worker.js';
 import { sqlite } from '../../src/sql/sqlite/index.js';
 import { deferred, openDb, tempDir } from './helpers.js';
 
@@ -128,20 +129,9 @@ describe('several processes on one file', () => {
     );
     await setup.close();
     const perWorker = 150;
-    const reports = await Promise.all(
-      [1, 2, 3].map(
-        async (seed, i) =>
-          JSON.parse(
-            await runChild([
-              'src/cli/transfer-worker.ts',
-              file,
-              String(perWorker),
-              String(seed),
-              i === 0 ? 'deferred' : 'immediate',
-            ]),
-          ) as WorkerReport,
-      ),
-    );
+    // DEFERRED read-then-write transactions, released together: they conflict
+    // (SQLITE_BUSY on the upgrade, SQLITE_BUSY_SNAPSHOT after another commit) and are retried.
+    const reports = await runWorkers(file, 3, perWorker, 'deferred');
     const check = sqlite({ filename: file });
     const [{ total, n }] = (await check.query<{ total: number; n: number }>(
       'SELECT sum(balance) AS total, count(*) AS n FROM accounts',
@@ -159,6 +149,7 @@ describe('several processes on one file', () => {
     expect(total).toBe(10_000);
     expect(moved).toEqual(ledger); // every committed transfer is reflected exactly once: no lost update
     expect(reports.reduce((s, r) => s + r.committed, 0)).toBe(3 * perWorker);
+    expect(reports.reduce((s, r) => s + r.retries, 0)).toBeGreaterThan(0);
   }, 60_000);
 
   it('waits for another process holding the write lock without blocking the event loop', async () => {

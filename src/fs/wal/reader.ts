@@ -162,7 +162,10 @@ export async function verifyWal(dir: string, options: { fs?: FsAdapter; maxRecor
     }
     if (info.problem) {
       if (last) report.tornTail = { ...info.problem, segment: info.name, bytes: info.bytes - info.validEnd };
-      else report.corruption.push({ ...info.problem, segment: info.name });
+      else {
+        report.corruption.push({ ...info.problem, segment: info.name });
+        expected = undefined; // what follows a corrupt segment cannot be checked for gaps
+      }
     }
   }
   if (

@@ -328,7 +328,10 @@ export class PostgresResource implements Resource {
     const values = positional(params);
     const lease = await this.acquire('an autocommit statement', req.suspended);
     try {
-      return (await lease.client.query(values === undefined ? sql : { text: sql, values })) as pg.QueryResult;
+      // (text, values) rather than a config object: pg clones config objects on every call
+      return (await (values === undefined
+        ? lease.client.query(sql)
+        : lease.client.query(sql, values))) as pg.QueryResult;
     } catch (err) {
       throw classifyPgError(err, { phase: 'statement', connectionLost: lease.dead });
     } finally {
@@ -437,9 +440,8 @@ export class PgTx implements ResourceTx {
   async #send(text: string, values: unknown[] | undefined, phase: PgPhase): Promise<pg.QueryResult> {
     this.#inflight++;
     try {
-      return (await this.lease.client.query(
-        values === undefined ? text : { text, values },
-      )) as pg.QueryResult;
+      const c = this.lease.client;
+      return (await (values === undefined ? c.query(text) : c.query(text, values))) as pg.QueryResult;
     } catch (err) {
       // Inside a transaction nothing is committed until COMMIT: a lost connection before it
       // rolled everything back, so re-running the whole transaction is safe.

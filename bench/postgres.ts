@@ -1,0 +1,208 @@
+/**
+ * TPC-B-like benchmark (pgbench's five statements per transaction) through txkit, through
+ * raw `pg`, and through pgbench itself, at the same scale, with 1 and 16 clients.
+ *
+ *   npx tsx bench/postgres.ts [--url postgres://…] [--seconds 5] [--rounds 3] [--scale 1] [--clients 1,16]
+ *
+ * Without --url it starts a private throwaway cluster (needs the PostgreSQL server
+ * binaries; fsync is off there, which makes commits cheap and client overhead visible).
+ * pgbench runs with `-M extended` (bound parameters), as node-postgres does.
+ */
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import pg from 'pg';
+import { postgres } from '../src/sql/postgres/index.js';
+import { findPgBinDir, startPrivateCluster } from '../test/support/postgres-server.js';
+
+const run = promisify(execFile);
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
+}
+
+const SECONDS = Number(arg('seconds', '5'));
+/** Raw and txkit runs alternate this many times (each SECONDS long); the median counts. */
+const ROUNDS = Number(arg('rounds', '3'));
+const SCALE = Number(arg('scale', '1'));
+const CLIENTS = arg('clients', '1,16').split(',').map(Number);
+const WARMUP_MS = 1000;
+
+const SQL = {
+  updAccount: 'UPDATE pgbench_accounts SET abalance = abalance + $1 WHERE aid = $2',
+  selAccount: 'SELECT abalance FROM pgbench_accounts WHERE aid = $1',
+  updTeller: 'UPDATE pgbench_tellers SET tbalance = tbalance + $1 WHERE tid = $2',
+  updBranch: 'UPDATE pgbench_branches SET bbalance = bbalance + $1 WHERE bid = $2',
+  insHistory:
+    'INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES ($1, $2, $3, $4, CURRENT_TIMESTAMP)',
+};
+
+const rnd = (lo: number, hi: number) => lo + Math.floor(Math.random() * (hi - lo + 1));
+function params() {
+  return {
+    aid: rnd(1, 100_000 * SCALE),
+    bid: rnd(1, SCALE),
+    tid: rnd(1, 10 * SCALE),
+    delta: rnd(-5000, 5000),
+  };
+}
+
+type Runner = () => Promise<void>;
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+interface Measured {
+  tps: number;
+  /** Client CPU (user + system) per transaction, µs: robust to other load on the machine. */
+  cpuUs: number;
+}
+
+/** Runs `clients` loops for WARMUP + SECONDS; returns committed transactions per second after warmup. */
+async function measure(clients: number, one: Runner): Promise<Measured> {
+  let counting = false;
+  let count = 0;
+  let stop = false;
+  const loops = Array.from({ length: clients }, async () => {
+    while (!stop) {
+      await one();
+      if (counting) count++;
+    }
+  });
+  await new Promise((r) => setTimeout(r, WARMUP_MS));
+  counting = true;
+  const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
+  await new Promise((r) => setTimeout(r, SECONDS * 1000));
+  counting = false;
+  const cpu = process.cpuUsage(cpu0);
+  const elapsed = (performance.now() - t0) / 1000;
+  stop = true;
+  await Promise.all(loops);
+  return { tps: count / elapsed, cpuUs: (cpu.user + cpu.system) / Math.max(1, count) };
+}
+
+async function pgbench(binDir: string, url: string, clients: number): Promise<number> {
+  const u = new URL(url);
+  const args = [
+    '-h',
+    u.hostname,
+    '-p',
+    u.port || '5432',
+    '-U',
+    decodeURIComponent(u.username || 'postgres'),
+    '-M',
+    'extended',
+    '-c',
+    String(clients),
+    '-j',
+    String(Math.min(clients, 2)),
+    '-T',
+    String(SECONDS),
+    '-n',
+    u.pathname.slice(1),
+  ];
+  const env = { ...process.env, ...(u.password ? { PGPASSWORD: decodeURIComponent(u.password) } : {}) };
+  const { stdout } = await run(path.join(binDir, 'pgbench'), args, { env });
+  const m =
+    /tps = ([\d.]+) \(without initial connection time\)/.exec(stdout) ?? /tps = ([\d.]+)/.exec(stdout);
+  if (!m) throw new Error(`could not read pgbench output:\n${stdout}`);
+  return Number(m[1]);
+}
+
+async function main(): Promise<void> {
+  const binDir = findPgBinDir();
+  let url = arg('url', process.env.TXKIT_PG_URL ?? '');
+  let stopServer: (() => Promise<void>) | undefined;
+  if (!url) {
+    const server = await startPrivateCluster();
+    if (!server) throw new Error('no --url and no PostgreSQL server binaries to start a private cluster');
+    url = server.env.TXKIT_PG_URL!;
+    stopServer = () => server.stop();
+  }
+  try {
+    if (!binDir) throw new Error('pgbench not found (PostgreSQL server binaries)');
+    const u = new URL(url);
+    await run(
+      path.join(binDir, 'pgbench'),
+      [
+        '-i',
+        '-q',
+        '-s',
+        String(SCALE),
+        '-h',
+        u.hostname,
+        '-p',
+        u.port || '5432',
+        '-U',
+        u.username || 'postgres',
+        u.pathname.slice(1),
+      ],
+      { env: { ...process.env, ...(u.password ? { PGPASSWORD: decodeURIComponent(u.password) } : {}) } },
+    );
+    console.log(
+      `TPC-B-like, scale ${SCALE}, median of ${ROUNDS} alternating ${SECONDS} s runs (+${WARMUP_MS} ms warmup each), node ${process.version}`,
+    );
+    console.log(
+      'clients   pgbench tps   raw pg tps   txkit tps   txkit/raw   txkit/pgbench   cpu µs/tx raw   cpu µs/tx txkit',
+    );
+    for (const clients of CLIENTS) {
+      const pool = new pg.Pool({ connectionString: url, max: clients });
+      const raw: Runner = async () => {
+        const p = params();
+        const c = await pool.connect();
+        try {
+          await c.query('BEGIN');
+          await c.query(SQL.updAccount, [p.delta, p.aid]);
+          await c.query(SQL.selAccount, [p.aid]);
+          await c.query(SQL.updTeller, [p.delta, p.tid]);
+          await c.query(SQL.updBranch, [p.delta, p.bid]);
+          await c.query(SQL.insHistory, [p.tid, p.bid, p.aid, p.delta]);
+          await c.query('COMMIT');
+          c.release();
+        } catch (err) {
+          await c.query('ROLLBACK').catch(() => {});
+          c.release();
+          throw err;
+        }
+      };
+      const db = postgres({ connectionString: url, max: clients });
+      const viaTxkit: Runner = () =>
+        db.transaction(async (tx) => {
+          const p = params();
+          await tx.execute(SQL.updAccount, [p.delta, p.aid]);
+          await tx.query(SQL.selAccount, [p.aid]);
+          await tx.execute(SQL.updTeller, [p.delta, p.tid]);
+          await tx.execute(SQL.updBranch, [p.delta, p.bid]);
+          await tx.execute(SQL.insHistory, [p.tid, p.bid, p.aid, p.delta]);
+        });
+      // Alternate the two so that drift (table growth, autovacuum, JIT) hits both alike.
+      const rawRuns: Measured[] = [];
+      const txkitRuns: Measured[] = [];
+      for (let r = 0; r < ROUNDS; r++) {
+        rawRuns.push(await measure(clients, raw));
+        txkitRuns.push(await measure(clients, viaTxkit));
+      }
+      const rawTps = median(rawRuns.map((m) => m.tps));
+      const txkitTps = median(txkitRuns.map((m) => m.tps));
+      const rawCpu = median(rawRuns.map((m) => m.cpuUs));
+      const txkitCpu = median(txkitRuns.map((m) => m.cpuUs));
+      await pool.end();
+      await db.close();
+
+      const benchTps = await pgbench(binDir, url, clients);
+      console.log(
+        `${String(clients).padStart(7)}   ${benchTps.toFixed(0).padStart(11)}   ${rawTps.toFixed(0).padStart(10)}   ` +
+          `${txkitTps.toFixed(0).padStart(9)}   ${(txkitTps / rawTps).toFixed(3).padStart(9)}   ` +
+          `${(txkitTps / benchTps).toFixed(3).padStart(13)}   ${rawCpu.toFixed(0).padStart(13)}   ${txkitCpu.toFixed(0).padStart(15)}`,
+      );
+    }
+  } finally {
+    await stopServer?.();
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -11,10 +11,13 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import mysql from 'mysql2/promise';
+import { formatDeadlock } from '../sql/mysql/deadlock-format.js';
 import type { DeadlockReport } from '../sql/mysql/deadlock-parser.js';
 import { parseDeadlocks } from '../sql/mysql/deadlock-parser.js';
 import { InsufficientPrivilegeError } from '../sql/mysql/errors.js';
 import { LockInspector, type LockReport } from '../sql/mysql/lock-inspector.js';
+
+export { formatDeadlock };
 
 export const EXIT = { ok: 0, findings: 1, error: 2, privilege: 3 } as const;
 
@@ -27,31 +30,6 @@ const stdio: Io = {
   out: (l) => process.stdout.write(`${l}\n`),
   err: (l) => process.stderr.write(`${l}\n`),
 };
-
-/** Human-readable lines for one deadlock report. */
-export function formatDeadlock(d: DeadlockReport): string[] {
-  const lines = [
-    `deadlock at ${d.detectedAt || '(time not shown)'} — ${d.transactions.length} transactions (${d.format})`,
-  ];
-  for (const t of d.transactions) {
-    const victim = d.victimIndex === t.index ? '  ← rolled back' : '';
-    lines.push(
-      `  (${t.index}) trx ${t.trxId} thread ${t.threadId ?? '?'} ${t.user ? `user ${t.user} ` : ''}` +
-        `undo ${t.undoLogEntries}, row locks ${t.rowLocks}${victim}`,
-    );
-    if (t.query) lines.push(`      ${t.query.split('\n')[0]}`);
-    const w = t.waitingFor;
-    if (w) {
-      const key = w.records?.length ? ` on ${w.records.join(', ')}` : '';
-      const by = t.blockedBy.length ? ` held by trx ${t.blockedBy.join(', ')}` : '';
-      lines.push(
-        `      waits for ${w.mode} ${w.kind.toLowerCase()} lock ${w.table}${w.index ? `.${w.index}` : ''}${key}${by}`,
-      );
-    }
-  }
-  if (d.truncated) lines.push('  (report truncated: no victim line)');
-  return lines;
-}
 
 /** Human-readable lines for a lock report. */
 export function formatLockReport(r: LockReport): string[] {

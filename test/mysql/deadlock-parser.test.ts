@@ -228,3 +228,34 @@ describe('MySQL formats', () => {
     expect(parseLockHeader('Record lock, heap no 2')).toBeUndefined();
   });
 });
+
+describe('record keys', () => {
+  it('decodes InnoDB integer keys (sign bit flipped) and keeps printable strings', () => {
+    const text = [
+      'LATEST DETECTED DEADLOCK',
+      '------------------------',
+      '2026-01-01 00:00:00 0x1',
+      '*** (1) TRANSACTION:',
+      'TRANSACTION 5, ACTIVE 0 sec starting index read',
+      'MariaDB thread id 7, OS thread handle 1, query id 2 localhost 127.0.0.1 app Updating',
+      'SELECT 1',
+      '*** WAITING FOR THIS LOCK TO BE GRANTED:',
+      'RECORD LOCKS space id 5 page no 3 n bits 8 index PRIMARY of table `d`.`t` trx id 5 lock_mode X locks rec but not gap waiting',
+      'Record lock, heap no 2 PHYSICAL RECORD: n_fields 3; compact format; info bits 0',
+      ' 0: len 4; hex 80000002; asc     ;;',
+      'Record lock, heap no 3 PHYSICAL RECORD: n_fields 3; compact format; info bits 0',
+      ' 0: len 4; hex 7fffffff; asc    ;;',
+      'Record lock, heap no 4 PHYSICAL RECORD: n_fields 3; compact format; info bits 0',
+      ' 0: len 8; hex 8000000000000064; asc         d;;',
+      'Record lock, heap no 5 PHYSICAL RECORD: n_fields 3; compact format; info bits 0',
+      ' 0: len 3; hex 00ff01; asc    ;;',
+      '*** WE ROLL BACK TRANSACTION (1)',
+    ].join('\n');
+    expect(parseInnodbStatus(text).latestDeadlock?.transactions[0]?.waitingFor?.records).toEqual([
+      '2',
+      '-1',
+      '100',
+      '0x00ff01',
+    ]);
+  });
+});

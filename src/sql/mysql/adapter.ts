@@ -200,6 +200,14 @@ export class MysqlResource implements Resource {
 
   /** A pooled connection within `acquireTimeoutMs`, or `PoolTimeoutError`. */
   async acquire(label: string): Promise<Conn> {
+    if (this.#hasIdleConnection()) {
+      // A free connection is handed over at once: no timer needed.
+      try {
+        return await this.pool.getConnection();
+      } catch (err) {
+        throw toTxkitError(err, { flavor: this.#facts?.info.flavor, phase: 'connect' });
+      }
+    }
     const pending = this.pool.getConnection();
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
@@ -227,6 +235,14 @@ export class MysqlResource implements Resource {
     }
   }
 
+  #hasIdleConnection(): boolean {
+    // mysql2 keeps idle connections in `pool.pool._freeConnections` (a Denque); not public API,
+    // so anything unexpected falls back to the timed path.
+    const free = (this.pool as unknown as { pool?: { _freeConnections?: { length?: unknown } } }).pool
+      ?._freeConnections?.length;
+    return typeof free === 'number' && free > 0;
+  }
+
   /** Destroys a connection whose state is in doubt instead of returning it. */
   discard(conn: Conn, reason: string): void {
     const threadId = conn.threadId;
@@ -244,7 +260,7 @@ export class MysqlResource implements Resource {
   }
 
   async begin(req: BeginRequest): Promise<ResourceTx> {
-    const facts = await this.facts();
+    const facts = this.#facts ?? (await this.facts());
     const flavor = facts.info.flavor;
     const lwt = checkLockWaitTimeout(req.extra.lockWaitTimeoutSec, flavor);
     const snapshot = req.extra.consistentSnapshot;

@@ -324,9 +324,12 @@ function parseReport(lines: string[], raw: string): DeadlockReport | undefined {
         }
         continue;
       }
-      const field = /^\s*0: len \d+; hex [0-9a-f]+; asc (.*?);;/.exec(line);
+      const field = /^\s*0: len (\d+); hex ([0-9a-f]+); asc (.*?);;/.exec(line);
       if (field && lock) {
-        lock.records = [...(lock.records ?? []), field[1] as string];
+        lock.records = [
+          ...(lock.records ?? []),
+          keyText(Number(field[1]), field[2] as string, field[3] as string),
+        ];
       }
     }
   }
@@ -340,6 +343,19 @@ function parseReport(lines: string[], raw: string): DeadlockReport | undefined {
     format: sawMysql ? 'mysql' : sawConflict ? 'mariadb-full' : 'mariadb-basic',
     raw,
   };
+}
+
+/**
+ * The key as text: printable `asc` as it is; a 4- or 8-byte InnoDB integer (stored with
+ * its sign bit flipped) as its decimal value; anything else as `0x…`.
+ */
+function keyText(len: number, hex: string, asc: string): string {
+  if (/^[\x20-\x7e]*$/.test(asc) && asc.trim().length === len) return asc;
+  if ((len === 4 || len === 8) && hex.length === len * 2) {
+    const bits = len * 8;
+    return BigInt.asIntN(bits, BigInt(`0x${hex}`) ^ (1n << BigInt(bits - 1))).toString();
+  }
+  return `0x${hex}`;
 }
 
 function readTxnLine(t: DeadlockTxn, line: string): boolean {

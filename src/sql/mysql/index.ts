@@ -33,6 +33,7 @@ export {
   type ServerFacts,
 } from './adapter.js';
 export { type LockSettings, MysqlDatabase } from './database.js';
+export { formatDeadlock } from './deadlock-format.js';
 export {
   DeadlockMonitor,
   type DeadlockMonitorEvents,
@@ -57,6 +58,7 @@ export {
   type SimulateDeadlockResult,
   simulateDeadlock,
 } from './deadlock-simulator.js';
+export { runMysqlDemo } from './demo.js';
 export {
   AuthError,
   type Classification,

@@ -1,0 +1,100 @@
+/**
+ * The same small transaction (START TRANSACTION; UPDATE one row; COMMIT) through txkit and
+ * through hand-written mysql2 on the same pool size, with 1 and 16 concurrent clients.
+ * Each client updates its own rows, so the numbers measure overhead, not lock waits.
+ * Rounds alternate between the two; medians are reported.
+ *
+ *   npx tsx bench/mysql.ts     (uses TXKIT_MYSQL_URL, or starts a private MariaDB)
+ *   TXKIT_BENCH_TX=4000 TXKIT_BENCH_ROUNDS=7 npx tsx bench/mysql.ts
+ */
+import mysql2 from 'mysql2/promise';
+import { mysql } from '../src/sql/mysql/index.js';
+import {
+  canStartPrivateInstance,
+  type PrivateInstance,
+  startPrivateInstance,
+} from '../test/support/mysql-server.js';
+
+const TX = Number(process.env.TXKIT_BENCH_TX ?? 2000);
+const ROUNDS = Number(process.env.TXKIT_BENCH_ROUNDS ?? 5);
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+
+/** Runs `tx` TX times spread over `clients` concurrent loops; returns elapsed ms. */
+async function drive(clients: number, tx: (client: number, i: number) => Promise<void>): Promise<number> {
+  const per = Math.ceil(TX / clients);
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: clients }, async (_, c) => {
+      for (let i = 0; i < per; i++) await tx(c, i);
+    }),
+  );
+  return performance.now() - t0;
+}
+
+async function main(): Promise<void> {
+  let server: PrivateInstance | undefined;
+  let url = process.env.TXKIT_MYSQL_URL;
+  if (!url) {
+    if (!canStartPrivateInstance()) throw new Error('set TXKIT_MYSQL_URL or install mariadb-server');
+    server = await startPrivateInstance();
+    url = server.env.TXKIT_MYSQL_URL as string;
+  }
+  try {
+    const setup = await mysql2.createConnection(url);
+    await setup.query('DROP TABLE IF EXISTS bench_counters');
+    await setup.query('CREATE TABLE bench_counters (id INT PRIMARY KEY, n INT NOT NULL) ENGINE=InnoDB');
+    await setup.query('INSERT INTO bench_counters (id, n) VALUES ?', [
+      Array.from({ length: 1600 }, (_, i) => [i, 0]),
+    ]);
+    await setup.end();
+    const rowOf = (client: number, i: number) => client * 100 + (i % 100);
+
+    console.log(`txkit vs raw mysql2: ${TX} transactions per round, ${ROUNDS} rounds, median`);
+    for (const clients of [1, 16]) {
+      const pool = mysql2.createPool({ uri: url, connectionLimit: clients });
+      const db = mysql({ uri: url, connectionLimit: clients });
+      // The hand-written equivalent of one txkit transaction.
+      const raw = async (client: number, i: number) => {
+        const conn = await pool.getConnection();
+        try {
+          await conn.query('START TRANSACTION');
+          await conn.query('UPDATE bench_counters SET n = n + 1 WHERE id = ?', [rowOf(client, i)]);
+          await conn.query('COMMIT');
+          conn.release();
+        } catch (err) {
+          await conn.query('ROLLBACK').catch(() => {});
+          conn.destroy();
+          throw err;
+        }
+      };
+      const viaTxkit = (client: number, i: number) =>
+        db.transaction(async (tx) => {
+          await tx.execute('UPDATE bench_counters SET n = n + 1 WHERE id = ?', [rowOf(client, i)]);
+        });
+      await drive(clients, raw); // warm-up
+      await drive(clients, viaTxkit);
+      const rawMs: number[] = [];
+      const txkitMs: number[] = [];
+      for (let r = 0; r < ROUNDS; r++) {
+        rawMs.push(await drive(clients, raw));
+        txkitMs.push(await drive(clients, viaTxkit));
+      }
+      const rawTps = (TX / median(rawMs)) * 1000;
+      const txkitTps = (TX / median(txkitMs)) * 1000;
+      console.log(
+        `clients=${String(clients).padStart(2)}  raw mysql2 ${rawTps.toFixed(0).padStart(6)} tx/s   ` +
+          `txkit ${txkitTps.toFixed(0).padStart(6)} tx/s   ratio ${(txkitTps / rawTps).toFixed(3)}x`,
+      );
+      await pool.end();
+      await db.close();
+    }
+  } finally {
+    await server?.stop();
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exitCode = 1;
+});

@@ -4,7 +4,7 @@
  * away, run beforeCommit hooks, commit, then run afterCommit hooks.
  */
 import { runInFrame } from './context.js';
-import { TransactionRolledBackError, TransactionTimeoutError } from './errors.js';
+import { isRetryable, TransactionRolledBackError, TransactionTimeoutError } from './errors.js';
 import type { RollbackReason } from './events.js';
 import { type ResolvedOptions, rollsBack } from './options.js';
 import type { ResourceTx } from './resource.js';
@@ -58,13 +58,14 @@ function assertCommittable(p: PhysicalTransaction): void {
   if (p.state === 'aborted') {
     throw new TransactionRolledBackError(
       `transaction ${p.id} was aborted by a statement error that the callback caught; nothing was committed`,
-      { txId: p.id, cause: p.abortCause },
+      // Re-running can cure it when the cause could (a deadlock victim, a serialization failure).
+      { txId: p.id, cause: p.abortCause, retryable: isRetryable(p.abortCause) },
     );
   }
   if (p.innerFailure !== undefined) {
     throw new TransactionRolledBackError(
       `transaction ${p.id} was rolled back: a scope that joined it failed and the error was caught`,
-      { txId: p.id, cause: p.innerFailure },
+      { txId: p.id, cause: p.innerFailure, retryable: isRetryable(p.innerFailure) },
     );
   }
 }

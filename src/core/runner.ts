@@ -8,6 +8,7 @@ import { type Frame, frameOf, runInFrame } from './context.js';
 import {
   attachRollbackError,
   IllegalTransactionStateError,
+  isRetryable,
   NestingDepthExceededError,
   TransactionCancelledError,
   TransactionRolledBackError,
@@ -155,7 +156,7 @@ async function runSavepointScope<T>(
       throw new TransactionRolledBackError(
         'a statement in this nested scope failed and aborted the transaction (the callback caught it); ' +
           'the scope was rolled back to its savepoint',
-        { txId: p.id, cause: p.abortCause },
+        { txId: p.id, cause: p.abortCause, retryable: isRetryable(p.abortCause) },
       );
     }
   } catch (err) {

@@ -208,6 +208,7 @@ describe.skipIf(!PG_URL)('postgres concurrency (real server)', () => {
   it('a serialization failure raised at COMMIT is retried and then succeeds', async () => {
     const bothRead = [barrier(), barrier()];
     const t1Committed = barrier();
+    const t2Updated = barrier();
     const attempts = [0, 0];
     const failedAtCommit: boolean[] = [];
     const errors: unknown[] = [];
@@ -223,6 +224,7 @@ describe.skipIf(!PG_URL)('postgres concurrency (real server)', () => {
         bothRead[0]!.open();
         await bothRead[1]!.promise;
         await tx.execute("UPDATE kv SET v = v + 1 WHERE k = 'x'");
+        await t2Updated.promise; // both have written before either commits
       },
       { isolation: 'serializable' },
     );
@@ -234,6 +236,7 @@ describe.skipIf(!PG_URL)('postgres concurrency (real server)', () => {
         bothRead[1]!.open();
         await bothRead[0]!.promise;
         await tx.execute("UPDATE kv SET v = v + 1 WHERE k = 'y'");
+        t2Updated.open();
         await t1Committed.promise;
         bodyDone = true; // everything after this point is the COMMIT
       },

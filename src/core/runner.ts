@@ -144,7 +144,7 @@ async function runSavepointScope<T>(
   }
   const entry = p.savepoints.push(name, p.hooks.length);
   child.bindSavepoint(entry);
-  emitSavepoint(engine, child, name, 'create');
+  child.emitSavepoint(name, 'create');
   let result: T;
   try {
     result = await runInFrame(engine.key, { tx: child, suspended: frameOf(engine.key).suspended }, () =>
@@ -194,7 +194,7 @@ async function rollbackScope(engine: RunnerEngine, child: Transaction, err: unkn
     p.abortCause = engine.resource.classify(e);
   }
   closeScope(child, 'rolled_back');
-  emitSavepoint(engine, child, entry.name, 'rollback');
+  child.emitSavepoint(entry.name, 'rollback');
   await p.dropHooksAfter(entry.hookMark);
 }
 
@@ -209,24 +209,7 @@ async function releaseScope(engine: RunnerEngine, child: Transaction, original: 
   }
   p.savepoints.released(entry);
   closeScope(child, 'committed');
-  emitSavepoint(engine, child, entry.name, 'release');
-}
-
-function emitSavepoint(
-  engine: RunnerEngine,
-  scope: Transaction,
-  savepoint: string,
-  action: 'create' | 'release' | 'rollback',
-): void {
-  if (!engine.events.wants('savepoint')) return;
-  engine.events.emit('savepoint', {
-    txId: scope.id,
-    name: scope.name,
-    resource: engine.resource.kind,
-    savepoint,
-    action,
-    depth: scope.depth,
-  });
+  child.emitSavepoint(entry.name, 'release');
 }
 
 /** A new physical transaction owned by this call: the only place that retries. */

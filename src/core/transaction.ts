@@ -517,7 +517,7 @@ export class Transaction {
     const spName = name ?? `sp_${++p.savepointCounter}`;
     await p.track(p.handle.savepoint(spName));
     const entry = p.savepoints.push(spName, p.hooks.length);
-    this.#emitSavepoint(spName, 'create');
+    this.emitSavepoint(spName, 'create');
     return {
       name: spName,
       rollback: async () => {
@@ -530,7 +530,7 @@ export class Transaction {
           p.state = 'active';
           p.abortCause = undefined;
         }
-        this.#emitSavepoint(spName, 'rollback');
+        this.emitSavepoint(spName, 'rollback');
         await p.dropHooksAfter(entry.hookMark);
       },
       release: async () => {
@@ -538,7 +538,7 @@ export class Transaction {
         p.savepoints.assertLive(entry);
         await p.track(p.handle.release(spName));
         p.savepoints.released(entry);
-        this.#emitSavepoint(spName, 'release');
+        this.emitSavepoint(spName, 'release');
       },
     };
   }
@@ -554,7 +554,8 @@ export class Transaction {
     }
   }
 
-  #emitSavepoint(savepoint: string, action: 'create' | 'release' | 'rollback'): void {
+  /** @internal */
+  emitSavepoint(savepoint: string, action: 'create' | 'release' | 'rollback'): void {
     const { engine } = this.physical;
     if (!engine.events.wants('savepoint')) return;
     engine.events.emit('savepoint', {

@@ -12,30 +12,23 @@ import {
   UnsupportedFeatureError,
 } from '../../core/errors.js';
 import { FifoMutex } from '../../core/mutex.js';
-import type {
-  AutocommitRequest,
-  BeginRequest,
-  Capabilities,
-  ExecuteResult,
-  IsolationLevel,
-  Params,
-  Resource,
-  ResourceTx,
+import {
+  ANOMALIES,
+  type AutocommitRequest,
+  type BeginRequest,
+  type Capabilities,
+  type ExecuteResult,
+  type IsolationLevel,
+  type Params,
+  type Resource,
+  type ResourceTx,
 } from '../../core/resource.js';
 import { assertNoTransactionControl } from '../shared/statement-guard.js';
 import { SqliteConnection } from './connection.js';
 import { classifySqliteError, isBusy } from './errors.js';
 import { BEGIN_MODES, type BeginMode, type ResolvedSqliteOptions } from './options.js';
 
-const ALL_PREVENTED = [
-  'dirty_read',
-  'non_repeatable_read',
-  'phantom_read',
-  'lost_update',
-  'read_skew',
-  'write_skew',
-] as const;
-const SERIALIZABLE = { effective: 'serializable', prevents: ALL_PREVENTED } as const;
+const SERIALIZABLE = { effective: 'serializable', prevents: ANOMALIES } as const;
 
 /** SQLite transactions between connections are always serializable. */
 export const SQLITE_CAPABILITIES: Capabilities = Object.freeze({

@@ -181,11 +181,12 @@ export function canStartPrivateInstance(): boolean {
 }
 
 /**
- * Starts a throwaway MariaDB in a temp dir on a free loopback port, with the test users.
+ * Starts a throwaway MariaDB in a temp dir on a free loopback port, with the test users
+ * (`extraArgs`: more server options, e.g. `--innodb-rollback-on-timeout=ON`).
  * Tests that restart a server start their own with this, so they never disturb the
  * instance that other test files share.
  */
-export async function startPrivateInstance(): Promise<PrivateInstance> {
+export async function startPrivateInstance(opts: { extraArgs?: string[] } = {}): Promise<PrivateInstance> {
   const binary = BINARIES.find((b) => existsSync(b));
   if (!binary) throw new Error('no mariadbd/mysqld binary installed');
   const dir = mkdtempSync(join(tmpdir(), 'txkit-mariadb-'));
@@ -223,6 +224,7 @@ export async function startPrivateInstance(): Promise<PrivateInstance> {
     '--innodb-buffer-pool-size=64M',
     '--innodb-log-file-size=32M',
     '--max-connections=300',
+    ...(opts.extraArgs ?? []),
   ];
   await launch(info);
 

@@ -28,7 +28,7 @@ export async function commitOwned(
 ): Promise<void> {
   const p = scope.physical;
   try {
-    if (p.pending.size > 0 || p.failures.length > 0) {
+    if (p.unsettled) {
       const pendingError = await p.drain();
       if (pendingError !== undefined) throw pendingError;
     }

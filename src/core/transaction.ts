@@ -84,10 +84,10 @@ export class PhysicalTransaction {
   state: TxState = 'active';
   readonly savepoints = new SavepointStack();
   readonly hooks: Hook[] = [];
-  /** Statements not yet settled. */
-  readonly pending = new Set<Promise<void>>();
+  /** Statements not yet settled (allocated on first use: synchronous drivers never need it). */
+  #pending: Set<Promise<void>> | undefined;
   /** Failed statements; the ones the caller never awaited fail the commit. */
-  failures: { statement: StatementPromise<unknown>; err: unknown }[] = [];
+  #failures: { statement: StatementPromise<unknown>; err: unknown }[] | undefined;
   /** The innermost open scope: only it may run statements or open a nested scope. */
   innermost!: Transaction;
   /** setRollbackOnly(): roll back at the end without an error. */
@@ -137,19 +137,20 @@ export class PhysicalTransaction {
       resolve = res;
       reject = rej;
     });
+    const pending = (this.#pending ??= new Set());
     const settled: Promise<void> = p.then(
       (value) => {
-        this.pending.delete(settled);
+        pending.delete(settled);
         resolve(value);
       },
       (err: unknown) => {
-        this.pending.delete(settled);
+        pending.delete(settled);
         this.statementFailed(err);
-        this.failures.push({ statement, err });
+        (this.#failures ??= []).push({ statement, err });
         reject(err);
       },
     );
-    this.pending.add(settled);
+    pending.add(settled);
     // Handled internally (no unhandled rejection) without counting as the caller observing it.
     Promise.prototype.then.call(statement, undefined, ignore);
     return statement;
@@ -177,13 +178,18 @@ export class PhysicalTransaction {
     }
   }
 
+  /** True while a statement is in flight or a failure has not been looked at. */
+  get unsettled(): boolean {
+    return (this.#pending !== undefined && this.#pending.size > 0) || this.#failures !== undefined;
+  }
+
   /** Waits for statements still in flight; returns the first failure nobody awaited. */
   async drain(): Promise<unknown> {
-    while (this.pending.size > 0) await Promise.all([...this.pending]);
-    if (this.failures.length === 0) return undefined;
-    const unobserved = this.failures.find((f) => !f.statement.observed);
-    this.failures = [];
-    return unobserved?.err;
+    while (this.#pending && this.#pending.size > 0) await Promise.all([...this.#pending]);
+    const failures = this.#failures;
+    if (!failures) return undefined;
+    this.#failures = undefined;
+    return failures.find((f) => !f.statement.observed)?.err;
   }
 
   /** Removes the hooks registered after `mark`; runs their afterRollback hooks. */

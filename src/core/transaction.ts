@@ -137,7 +137,8 @@ export class PhysicalTransaction {
       resolve = res;
       reject = rej;
     });
-    const pending = (this.#pending ??= new Set());
+    this.#pending ??= new Set();
+    const pending = this.#pending;
     const settled: Promise<void> = p.then(
       (value) => {
         pending.delete(settled);
@@ -146,7 +147,8 @@ export class PhysicalTransaction {
       (err: unknown) => {
         pending.delete(settled);
         this.statementFailed(err);
-        (this.#failures ??= []).push({ statement, err });
+        this.#failures ??= [];
+        this.#failures.push({ statement, err });
         reject(err);
       },
     );

@@ -286,6 +286,19 @@ describe('manual db.begin()', () => {
     expect(await balances(db)).toEqual([3, 500]);
   });
 
+  it('rolls back when its deadline passes; later calls report the timeout', async () => {
+    const db = openDb();
+    await accounts(db);
+    const tx = await db.begin({ timeoutMs: 50 });
+    await tx.execute('UPDATE accounts SET balance = 0');
+    const rolledBack = new Promise((r) => db.on('rollback', r));
+    await rolledBack;
+    expect(tx.state).toBe('rolled_back');
+    await expect(tx.commit()).rejects.toMatchObject({ code: 'E_TX_TIMEOUT' });
+    await expect(tx.execute('SELECT 1')).rejects.toMatchObject({ code: 'E_TX_TIMEOUT' });
+    expect(await balances(db)).toEqual([1000, 500]);
+  });
+
   it('rejects retry and propagation, which need a callback', async () => {
     const db = openDb();
     await expect(db.begin({ retry: true })).rejects.toMatchObject({ code: 'E_INVALID_OPTION' });

@@ -11,7 +11,7 @@
  * - `TXKIT_PG_PRIVATE=1`, `TXKIT_PG_DATA_DIR`, `TXKIT_PG_BIN_DIR`, `TXKIT_PG_RUN_AS`,
  *   `TXKIT_PG_PORT`, `TXKIT_PG_SOCKET_DIR`: what {@link restartPrivateServer} needs.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { chmod, chown, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
@@ -176,6 +176,7 @@ export async function startPrivateCluster(
     '--no-sync',
   ]);
   await startCluster(cluster);
+  watchOwner(cluster, base);
   const admin = new pg.Client({
     host: '127.0.0.1',
     port: cluster.port,
@@ -203,6 +204,21 @@ export async function startPrivateCluster(
       await rm(base, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * If this process dies without running teardown (killed by a timeout, crashed in another
+ * backend's setup), a detached watchdog stops the cluster and removes its directory, so
+ * no throwaway server outlives the run that started it.
+ */
+function watchOwner(cluster: Cluster, base: string): void {
+  const pgCtlPath = path.join(cluster.binDir, 'pg_ctl');
+  const stop = cluster.runAs
+    ? `runuser -u ${cluster.runAs} -- "${pgCtlPath}" -D "${cluster.dataDir}" -m immediate -w stop`
+    : `"${pgCtlPath}" -D "${cluster.dataDir}" -m immediate -w stop`;
+  const script = `while kill -0 ${process.pid} 2>/dev/null; do sleep 1; done; ${stop} >/dev/null 2>&1; rm -rf "${base}"`;
+  const child = spawn('sh', ['-c', script], { detached: true, stdio: 'ignore' });
+  child.unref();
 }
 
 /** Global-setup entry: `TXKIT_PG_URL` if set, else a private cluster, else undefined. */

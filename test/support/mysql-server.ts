@@ -175,9 +175,16 @@ export interface PrivateInstance {
   stop(): Promise<void>;
 }
 
-/** True when a MariaDB/MySQL server binary is installed, so a private instance can be started. */
+/** Finds an executable on PATH. */
+function onPath(name: string): boolean {
+  return (process.env.PATH ?? '/usr/bin:/bin')
+    .split(':')
+    .some((dir) => dir !== '' && existsSync(join(dir, name)));
+}
+
+/** True when MariaDB's server, installer and client are installed, so a private instance can be started. */
 export function canStartPrivateInstance(): boolean {
-  return BINARIES.some((b) => existsSync(b));
+  return BINARIES.some((b) => existsSync(b)) && onPath('mariadb-install-db') && onPath('mariadb');
 }
 
 /**
@@ -188,7 +195,9 @@ export function canStartPrivateInstance(): boolean {
  */
 export async function startPrivateInstance(opts: { extraArgs?: string[] } = {}): Promise<PrivateInstance> {
   const binary = BINARIES.find((b) => existsSync(b));
-  if (!binary) throw new Error('no mariadbd/mysqld binary installed');
+  if (!binary || !canStartPrivateInstance()) {
+    throw new Error('MariaDB is not installed (needs mariadbd, mariadb-install-db and the mariadb client)');
+  }
   const dir = mkdtempSync(join(tmpdir(), 'txkit-mariadb-'));
   const dataDir = join(dir, 'data');
   // mariadbd refuses to run as root; the Debian package's `mysql` user owns the files.

@@ -224,6 +224,14 @@ export class PostgresResource implements Resource {
     const untilDeadline =
       deadline === undefined ? Number.POSITIVE_INFINITY : Math.max(0, deadline - performance.now());
     const waitMs = Math.min(this.options.acquireTimeoutMs, untilDeadline);
+    if (this.pool.idleCount > this.pool.waitingCount) {
+      // An idle connection is free for us right now: no need to arm a timeout.
+      try {
+        return new Lease((await this.pool.connect()) as PgClient, this.events);
+      } catch (err) {
+        throw classifyPgError(err, { phase: 'connect', nothingSent: true });
+      }
+    }
     const connecting = this.pool.connect() as Promise<PgClient>;
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<never>((_, reject) => {
@@ -437,34 +445,49 @@ export class PgTx implements ResourceTx {
     return values;
   }
 
-  async #send(text: string, values: unknown[] | undefined, phase: PgPhase): Promise<pg.QueryResult> {
+  /** Sends one statement; failures come back classified (and abort the transaction when the server says so). */
+  #send(text: string, values: unknown[] | undefined, phase: PgPhase): Promise<pg.QueryResult> {
     this.#inflight++;
+    const c = this.lease.client;
+    const sent = (values === undefined ? c.query(text) : c.query(text, values)) as Promise<pg.QueryResult>;
+    return sent.then(
+      (r) => {
+        this.#inflight--;
+        return r;
+      },
+      (err: unknown) => {
+        this.#inflight--;
+        // Inside a transaction nothing is committed until COMMIT: a lost connection before it
+        // rolled everything back, so re-running the whole transaction is safe.
+        const e = classifyPgError(this.#reason(err), {
+          phase,
+          connectionLost: this.lease.dead,
+          nothingSent: phase !== 'commit',
+        });
+        if (phase !== 'commit' && e.sqlState !== undefined) this.#aborted ??= e;
+        throw e;
+      },
+    );
+  }
+
+  query<T>(sql: string, params?: Params): Promise<T[]> {
+    let values: unknown[] | undefined;
     try {
-      const c = this.lease.client;
-      return (await (values === undefined ? c.query(text) : c.query(text, values))) as pg.QueryResult;
+      values = this.#precheck(sql, params);
     } catch (err) {
-      // Inside a transaction nothing is committed until COMMIT: a lost connection before it
-      // rolled everything back, so re-running the whole transaction is safe.
-      const e = classifyPgError(err, {
-        phase,
-        connectionLost: this.lease.dead,
-        nothingSent: phase !== 'commit',
-      });
-      if (phase !== 'commit' && e.sqlState !== undefined) this.#aborted ??= e;
-      throw e;
-    } finally {
-      this.#inflight--;
+      return Promise.reject(err);
     }
+    return this.#send(sql, values, 'statement').then((r) => rowsOf<T>(r));
   }
 
-  async query<T>(sql: string, params?: Params): Promise<T[]> {
-    const values = this.#precheck(sql, params);
-    return rowsOf<T>(await this.#send(sql, values, 'statement'));
-  }
-
-  async execute(sql: string, params?: Params): Promise<ExecuteResult> {
-    const values = this.#precheck(sql, params);
-    return affected(await this.#send(sql, values, 'statement'));
+  execute(sql: string, params?: Params): Promise<ExecuteResult> {
+    let values: unknown[] | undefined;
+    try {
+      values = this.#precheck(sql, params);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.#send(sql, values, 'statement').then(affected);
   }
 
   async savepoint(name: string): Promise<void> {

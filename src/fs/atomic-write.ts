@@ -7,13 +7,15 @@ import { randomBytes } from 'node:crypto';
 import { basename, dirname, join, resolve } from 'node:path';
 import { threadId } from 'node:worker_threads';
 import { InvalidArgumentError, InvalidOptionError, TransactionCancelledError } from '../core/errors.js';
+import { syncDirShared } from './dir-sync.js';
 import { classifyFsError, errnoOf } from './errors.js';
 import { type FsAdapter, type FsFile, nodeFs } from './fs-adapter.js';
 import { writeAll } from './write-all.js';
 
 /**
- * `'full'` (default): fsync the file and the directory. `'data'`: fsync the file only
- * (the rename may be undone by a power loss). `'none'`: rename only, not crash-safe.
+ * `'full'` (default): fdatasync the file, then fsync the directory after the rename.
+ * `'data'`: fdatasync the file only (a power loss may undo the rename). `'none'`: rename
+ * only, not crash-safe (a power loss may leave an empty or partial file).
  */
 export type Durability = 'full' | 'data' | 'none';
 
@@ -157,9 +159,10 @@ async function replace(fs: FsAdapter, target: string, data: AtomicWriteData, o: 
       await file.chown(existing.uid, existing.gid).catch(() => {}); // as write-file-atomic: best effort
     }
     if (durability !== 'none') {
+      // fdatasync flushes the data and the metadata needed to read it back (size,
+      // allocation); the name is made durable by the directory fsync below.
       step = 'fsync temp file';
-      if (durability === 'data') await file.datasync();
-      else await file.sync();
+      await file.datasync();
     }
     step = 'close temp file';
     const f = file;
@@ -171,7 +174,7 @@ async function replace(fs: FsAdapter, target: string, data: AtomicWriteData, o: 
     renamed = true;
     if (durability === 'full') {
       step = 'fsync directory';
-      await fs.syncDir(dirname(target));
+      await syncDirShared(fs, dirname(target));
     }
   } catch (err) {
     if (file) await file.close().catch(() => {});

@@ -16,7 +16,7 @@ describe('atomicWriteFile', () => {
     await atomicWriteFile(p, 'first', { fs });
     await atomicWriteFile(p, new Uint8Array([104, 105]), { fs });
     expect(readFileSync(p, 'utf8')).toBe('hi');
-    expect(fs.calls.get('sync')).toBe(2);
+    expect(fs.calls.get('datasync')).toBe(2);
     expect(fs.calls.get('syncDir')).toBe(2);
     expect(readdirSync(dir)).toEqual(['a.txt']);
   });
@@ -104,7 +104,7 @@ describe('atomicWriteFile', () => {
       cls: CrossDeviceError,
       code: 'E_FS_CROSS_DEVICE',
     },
-    { name: 'EIO from fsync', rule: { call: 'sync', errno: 'EIO' }, cls: FsIoError, code: 'E_FS_IO' },
+    { name: 'EIO from fsync', rule: { call: 'datasync', errno: 'EIO' }, cls: FsIoError, code: 'E_FS_IO' },
     { name: 'EIO reported at close', rule: { call: 'close', errno: 'EIO' }, cls: FsIoError, code: 'E_FS_IO' },
   ] as const;
   for (const f of faults) {
@@ -126,9 +126,9 @@ describe('atomicWriteFile', () => {
 
   it('a failing fsync is never retried', async () => {
     const dir = tempDir();
-    const fs = faultyFs([{ call: 'sync', errno: 'EIO' }]);
+    const fs = faultyFs([{ call: 'datasync', errno: 'EIO' }]);
     await expect(atomicWriteFile(join(dir, 'x'), 'y', { fs })).rejects.toThrow(/fsync/);
-    expect(fs.calls.get('sync')).toBe(1);
+    expect(fs.calls.get('datasync')).toBe(1);
     expect(fs.calls.get('rename')).toBeUndefined();
   });
 

@@ -21,8 +21,10 @@ interface Run {
 
 /** Starts the child, waits for `ready`, lets it work for `workMs`, then SIGKILLs it. */
 async function runAndKill(mode: Scenario, target: string, workMs: number): Promise<Run> {
+  const logFile = join(tmpdir(), `txkit-crash-log-${process.pid}-${Math.random().toString(36).slice(2)}`);
   const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', CHILD, mode, target], {
     stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, TXKIT_CRASH_LOG: logFile },
   });
   const lines: string[] = [];
   let buf = '';
@@ -45,15 +47,27 @@ async function runAndKill(mode: Scenario, target: string, workMs: number): Promi
   child.kill('SIGKILL');
   await exited;
   if (!lines.some((l) => l.startsWith('ready'))) throw new Error(`${mode} child died before it was ready`);
-  return { lines };
+  const logged = readFileSync(logFile, 'utf8').split('\n').filter(Boolean);
+  rmSync(logFile, { force: true });
+  return { lines: logged };
 }
 
 const atomicPayload = (g: number) => Buffer.alloc(48 * 1024, `g${g};`);
 
-async function checkAtomic(dir: string, run: Run): Promise<string | undefined> {
-  const file = join(dir, 'target.bin');
+/** Highest generation any round so far tried to write (a round may die before trying). */
+interface GenHistory {
+  maxTried: number;
+}
+
+function generations(run: Run, h: GenHistory) {
   const acked = run.lines.filter((l) => l.startsWith('ack ')).map((l) => Number(l.slice(4)));
-  const tried = run.lines.filter((l) => l.startsWith('try ')).map((l) => Number(l.slice(4)));
+  for (const l of run.lines) if (l.startsWith('try ')) h.maxTried = Math.max(h.maxTried, Number(l.slice(4)));
+  return { lastAck: acked.at(-1) ?? 0, maxTried: h.maxTried, acked };
+}
+
+async function checkAtomic(dir: string, run: Run, h: GenHistory): Promise<string | undefined> {
+  const file = join(dir, 'target.bin');
+  const { acked, lastAck, maxTried } = generations(run, h);
   let content: Buffer;
   try {
     content = readFileSync(file);
@@ -63,9 +77,8 @@ async function checkAtomic(dir: string, run: Run): Promise<string | undefined> {
   const g = Number(/^g(\d+);/.exec(content.toString('latin1', 0, 16))?.[1]);
   if (!g || !content.equals(atomicPayload(g)))
     return `torn file: ${content.length} bytes, starts ${content.subarray(0, 16)}`;
-  const lastAck = acked.at(-1) ?? 0;
   if (g < lastAck) return `generation ${g} is older than acknowledged ${lastAck}`;
-  if (g > (tried.at(-1) ?? 0)) return `generation ${g} was never written`;
+  if (g > maxTried) return `generation ${g} was never written`;
   return undefined;
 }
 
@@ -104,9 +117,8 @@ async function checkWal(dir: string, run: Run, h: WalHistory): Promise<string | 
   return undefined;
 }
 
-async function checkFsTx(dir: string, run: Run): Promise<string | undefined> {
-  const acked = run.lines.filter((l) => l.startsWith('ack ')).map((l) => Number(l.slice(4)));
-  const tried = run.lines.filter((l) => l.startsWith('try ')).map((l) => Number(l.slice(4)));
+async function checkFsTx(dir: string, run: Run, h: GenHistory): Promise<string | undefined> {
+  const { lastAck, maxTried } = generations(run, h);
   await fsTransaction(dir).recover();
   const read = (p: string) => {
     try {
@@ -120,8 +132,8 @@ async function checkFsTx(dir: string, run: Run): Promise<string | undefined> {
   const c = read('c.txt');
   if (a !== b || b !== c) return `mixed state: a=${a} b=${b} c=${c}`;
   const g = a === undefined ? 0 : Number(a.slice(4));
-  if (g < (acked.at(-1) ?? 0)) return `generation ${g} older than acknowledged ${acked.at(-1)}`;
-  if (g > (tried.at(-1) ?? 0)) return `generation ${g} never attempted`;
+  if (g < lastAck) return `generation ${g} older than acknowledged ${lastAck}`;
+  if (g > maxTried) return `generation ${g} never attempted`;
   const old = safeList(join(dir, 'old'));
   for (const n of old) {
     const k = Number(/c-(\d+)\.txt/.exec(n)?.[1]);
@@ -184,16 +196,17 @@ export async function crashRounds(
   const target = scenario === 'atomic' ? join(dir, 'target.bin') : dir;
   const prior = new Map<string, number>();
   let wal: WalHistory = { tried: new Set(), acked: new Map() };
+  const gens: GenHistory = { maxTried: 0 };
   try {
     for (let i = 0; i < iterations; i++) {
       const run = await runAndKill(scenario, target, Math.floor(Math.random() * maxWorkMs));
       const problem =
         scenario === 'atomic'
-          ? await checkAtomic(dir, run)
+          ? await checkAtomic(dir, run, gens)
           : scenario === 'wal'
             ? await checkWal(dir, run, wal)
             : scenario === 'fstx'
-              ? await checkFsTx(dir, run)
+              ? await checkFsTx(dir, run, gens)
               : await checkKv(dir, run, prior);
       if (problem) return `${scenario} round ${i + 1}: ${problem}`;
       if (scenario === 'wal' && i % 5 === 4) {

@@ -1,9 +1,9 @@
 /**
  * Crash-test workloads, run with `node --import tsx` and killed with SIGKILL by the parent
- * at a random moment. Each prints `ready` once started and reports on stdout (synchronous
- * for pipes on Linux) what it is about to do (`try`) and what was acknowledged (`ack`).
+ * at a random moment. Each prints `ready` on stdout once started, and logs to
+ * `$TXKIT_CRASH_LOG` what it is about to do (`try`) and what was acknowledged (`ack`).
  */
-import { readFileSync } from 'node:fs';
+import { openSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { atomicWriteFile } from '../../../src/fs/atomic-write.js';
 import { fsTransaction } from '../../../src/fs/file-tx/manager.js';
@@ -11,7 +11,13 @@ import { KvStore } from '../../../src/fs/wal/kv-store.js';
 import { openWal } from '../../../src/fs/wal/wal.js';
 
 const [mode, target] = process.argv.slice(2) as [string, string];
-const out = (s: string) => process.stdout.write(`${s}\n`);
+// Reports go to a log file with writeSync: in the page cache before the next step starts,
+// so they survive SIGKILL (a pipe write can be queued in user space when the pipe is full).
+const log = openSync(process.env.TXKIT_CRASH_LOG!, 'a');
+const out = (s: string) => {
+  writeSync(log, `${s}\n`);
+  if (s.startsWith('ready')) process.stdout.write('ready\n');
+};
 
 /** 48 KiB whose every byte says which generation wrote it. */
 export const atomicPayload = (g: number) => Buffer.alloc(48 * 1024, `g${g};`);

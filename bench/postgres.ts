@@ -146,6 +146,7 @@ async function main(): Promise<void> {
     console.log(
       'clients   pgbench tps   raw pg tps   txkit tps   txkit/raw   txkit/pgbench   cpu µs/tx raw   cpu µs/tx txkit',
     );
+    const spread: string[] = [];
     for (const clients of CLIENTS) {
       const pool = new pg.Pool({ connectionString: url, max: clients });
       const raw: Runner = async () => {
@@ -191,12 +192,15 @@ async function main(): Promise<void> {
       await db.close();
 
       const benchTps = await pgbench(binDir, url, clients);
+      const runs = (ms: Measured[]) => ms.map((m) => m.tps.toFixed(0)).join('/');
+      spread.push(`${clients} client(s): raw ${runs(rawRuns)}, txkit ${runs(txkitRuns)} tps`);
       console.log(
         `${String(clients).padStart(7)}   ${benchTps.toFixed(0).padStart(11)}   ${rawTps.toFixed(0).padStart(10)}   ` +
           `${txkitTps.toFixed(0).padStart(9)}   ${(txkitTps / rawTps).toFixed(3).padStart(9)}   ` +
           `${(txkitTps / benchTps).toFixed(3).padStart(13)}   ${rawCpu.toFixed(0).padStart(13)}   ${txkitCpu.toFixed(0).padStart(15)}`,
       );
     }
+    console.log(`individual runs (the spread shows how loaded the machine was): ${spread.join('; ')}`);
   } finally {
     await stopServer?.();
   }

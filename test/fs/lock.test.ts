@@ -229,4 +229,23 @@ describe('lock', () => {
     const epoch = Number(line.split(' ')[1]);
     expect(results.find((r) => r.startsWith('acquired'))).toBe(`acquired ${epoch + 1}`);
   });
+
+  it('a paused holder (SIGSTOP) loses the lock after staleMs; on SIGCONT it learns it was compromised', async () => {
+    const f = join(tempDir(), 'data');
+    const holder = spawnChild('lock-child.ts', ['hold', f, '5000', '600']);
+    const line = await waitForLine(holder, /^acquired/);
+    const oldToken = Number(line.split(' ')[1]);
+    holder.kill('SIGSTOP');
+    try {
+      const mine = await lock(f, { staleMs: 600, timeoutMs: 10_000, pollIntervalMs: 50 });
+      expect(mine.fencingToken).toBe(oldToken + 1); // storage can now reject writes fenced with oldToken
+      const compromised = waitForLine(holder, /^compromised/);
+      holder.kill('SIGCONT');
+      expect(await compromised).toMatch(/epoch \d+ was taken by pid/);
+      await mine.release();
+    } finally {
+      holder.kill('SIGKILL');
+      await killed(holder);
+    }
+  });
 });

@@ -1,7 +1,8 @@
 /**
  * Child process for lock tests. Commands (argv[2]):
  * - `counter <file> <n>`: n times: lock, read number, write number+1 (atomically), unlock.
- * - `hold <file> <timeoutMs>`: acquire, print `acquired <epoch>`, then hold until killed.
+ * - `hold <file> <timeoutMs> [staleMs]`: acquire, print `acquired <epoch>`, hold until killed;
+ *   prints `compromised …` if the lock is taken over meanwhile.
  */
 import { readFileSync } from 'node:fs';
 import { atomicWriteFile } from '../../../src/fs/atomic-write.js';
@@ -21,8 +22,14 @@ if (cmd === 'counter') {
   }
   process.exit(0);
 } else if (cmd === 'hold') {
+  const staleMs = Number(process.argv[5] ?? 60_000);
   try {
-    const l = await lock(file, { timeoutMs: Number(arg), pollIntervalMs: 10, staleMs: 60_000 });
+    const l = await lock(file, {
+      timeoutMs: Number(arg),
+      pollIntervalMs: 10,
+      staleMs,
+      onCompromised: (err) => process.stdout.write(`compromised ${err.message}\n`),
+    });
     process.stdout.write(`acquired ${l.fencingToken}\n`);
     setInterval(() => {}, 1000);
   } catch (err) {

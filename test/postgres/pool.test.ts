@@ -187,6 +187,45 @@ describe.skipIf(!PG_URL)('postgres pool hygiene (real server)', () => {
     }
   });
 
+  it("not_supported work waiting on its own suspended transaction's lock fails fast too", async () => {
+    const db = postgres({ connectionString: tdb.url, max: 3, suspendedLockTimeoutMs: 100 });
+    try {
+      const e = await rejection(
+        db.transaction(async (outer) => {
+          await outer.execute('UPDATE t SET v = v + 1 WHERE id = 1');
+          await db.transaction(async () => db.execute('UPDATE t SET v = v + 1 WHERE id = 1'), {
+            propagation: 'not_supported',
+          });
+        }),
+      );
+      expect(e).toBeInstanceOf(LockTimeoutError);
+      // the session setting was reset before the connection went back
+      const settings = await Promise.all(
+        [1, 2, 3].map(() => db.query<{ lock_timeout: string }>('SHOW lock_timeout')),
+      );
+      for (const [row] of settings) expect(row!.lock_timeout).toBe('0');
+    } finally {
+      await db.close();
+    }
+  });
+
+  it('a connection left inside a transaction by raw SQL is destroyed, not pooled', async () => {
+    const db = postgres({ connectionString: tdb.url, max: 1, allowRawTransactionControl: true });
+    const destroyed: string[] = [];
+    db.resource.events.on('connection-destroyed', (e) => destroyed.push(e.reason));
+    try {
+      await db.execute('BEGIN'); // allowed by the option; leaves the session in a transaction
+      expect(destroyed).toEqual(["the server reports transaction status 'T', not idle"]);
+      const [row] = await db.query<{ x: string | null }>(
+        'SELECT pg_current_xact_id_if_assigned()::text AS x',
+      );
+      expect(row!.x).toBeNull();
+      expect(await db.query<{ n: number }>('SELECT count(*)::int AS n FROM t')).toEqual([{ n: 2 }]);
+    } finally {
+      await db.close();
+    }
+  });
+
   it('rejects bad options with a message saying what is allowed', () => {
     expect(() => postgres({} as never)).toThrow(/connectionString, poolConfig or pool/);
     expect(() => postgres({ connectionString: tdb.url, acquireTimeoutMs: 0 })).toThrow(/acquireTimeoutMs/);

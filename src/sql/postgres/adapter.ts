@@ -335,7 +335,16 @@ export class PostgresResource implements Resource {
     this.#guard(sql);
     const values = positional(params);
     const lease = await this.acquire('an autocommit statement', req.suspended);
+    // Under a suspended transaction of this database ('not_supported'), a lock held by that
+    // transaction would be waited for forever: bound the wait for this one statement.
+    const bounded = this.#suspendedHere(req.suspended).length > 0 && this.options.suspendedLockTimeoutMs > 0;
+    let doubt: string | undefined;
     try {
+      if (bounded) {
+        await lease.client.query("SELECT set_config('lock_timeout', $1, false)", [
+          String(this.options.suspendedLockTimeoutMs),
+        ]);
+      }
       // (text, values) rather than a config object: pg clones config objects on every call
       return (await (values === undefined
         ? lease.client.query(sql)
@@ -343,7 +352,12 @@ export class PostgresResource implements Resource {
     } catch (err) {
       throw classifyPgError(err, { phase: 'statement', connectionLost: lease.dead });
     } finally {
-      lease.release();
+      if (bounded && !lease.dead) {
+        await lease.client.query('RESET lock_timeout').catch(() => {
+          doubt = 'could not reset its lock_timeout';
+        });
+      }
+      lease.release(doubt);
     }
   }
 

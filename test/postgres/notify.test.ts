@@ -189,6 +189,9 @@ describe.skipIf(!PG_URL)('PgNotifier (real server)', () => {
     await n.idle();
     expect(handled).toEqual(['1', '4', '5']);
     expect(overflows).toEqual([1, 2]);
+    const hist = n.stats().queueLatencyHistogram;
+    expect(hist.at(-1)).toEqual({ le: Number.POSITIVE_INFINITY, count: 3 });
+    expect(hist.map((b) => b.count)).toEqual([...hist.map((b) => b.count)].sort((a, b) => a - b));
   });
 
   it('drop-newest and error policies keep the oldest', async () => {

@@ -99,7 +99,12 @@ export interface NotifierStats {
   /** Time from arrival to handler start, ms: mean and max since creation. */
   queueLatencyMeanMs: number;
   queueLatencyMaxMs: number;
+  /** Arrival → handler start, as a cumulative histogram: how many waited at most `le` ms. */
+  queueLatencyHistogram: { le: number; count: number }[];
 }
+
+/** Upper bounds (ms) of the queue-latency histogram buckets. */
+const LATENCY_BUCKETS = [1, 5, 10, 50, 100, 500, 1000, 5000, Number.POSITIVE_INFINITY];
 
 /** `waitForNotification` ran out of time. */
 export class NotificationTimeoutError extends TxkitError {
@@ -157,6 +162,7 @@ export class PgNotifier {
   #closed: Promise<void> | undefined;
   #timer: NodeJS.Timeout | undefined;
   #inFlight = 0;
+  readonly #latencyBuckets: number[] = LATENCY_BUCKETS.map(() => 0);
   readonly #stats = {
     received: 0,
     handled: 0,
@@ -233,6 +239,10 @@ export class PgNotifier {
       inFlight: this.#inFlight,
       queueLatencyMeanMs: s.handled === 0 ? 0 : s.latencySum / s.handled,
       queueLatencyMaxMs: s.latencyMax,
+      queueLatencyHistogram: LATENCY_BUCKETS.map((le, i) => ({
+        le,
+        count: this.#latencyBuckets.slice(0, i + 1).reduce((a, b) => a + b, 0),
+      })),
     };
   }
 
@@ -708,6 +718,7 @@ export class PgNotifier {
   async #run(job: Job): Promise<void> {
     const waited = performance.now() - job.queuedAt;
     this.#stats.latencySum += waited;
+    this.#latencyBuckets[LATENCY_BUCKETS.findIndex((le) => waited <= le)]!++;
     if (waited > this.#stats.latencyMax) this.#stats.latencyMax = waited;
     const { notification: n } = job;
     await Promise.all(

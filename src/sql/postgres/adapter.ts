@@ -147,22 +147,29 @@ function affected(r: pg.QueryResult | pg.QueryResult[]): ExecuteResult {
 }
 
 /** A pooled connection checked out by txkit, watched for failure while it is out. */
+/** The lease currently holding each checked-out client (one shared listener, no per-lease closure). */
+const leases = new WeakMap<object, Lease>();
+function onLeasedClientError(this: object, err: unknown): void {
+  const lease = leases.get(this);
+  if (!lease) return;
+  lease.dead = true;
+  lease.deathCause ??= err;
+}
+
 class Lease {
   dead = false;
   /** The error that killed the connection (e.g. a FATAL 25P03 idle-in-transaction timeout). */
   deathCause: unknown;
   cancelSent = false;
-  readonly #onError = (err: unknown): void => {
-    this.dead = true;
-    this.deathCause ??= err;
-  };
   #released = false;
 
   constructor(
     readonly client: PgClient,
     private readonly events: EventHub<PgResourceEvents>,
   ) {
-    client.on('error', this.#onError);
+    leases.set(client, this);
+    // Attached once per client and kept: a late socket error on any client must not crash the process.
+    if (!client.listeners('error').includes(onLeasedClientError)) client.on('error', onLeasedClientError);
   }
 
   /** Returns the connection only when it is idle and nothing can still hit it; else destroys it. */
@@ -179,8 +186,7 @@ class Lease {
           : status != null && status !== 'I'
             ? `the server reports transaction status '${status}', not idle`
             : undefined);
-    // Keep a listener: a late socket error on a destroyed client must not crash the process.
-    if (reason === undefined) this.client.removeListener('error', this.#onError);
+    leases.delete(this.client);
     if (reason !== undefined) {
       if (this.events.wants('connection-destroyed')) this.events.emit('connection-destroyed', { reason });
       this.client.release(new Error(`txkit: connection destroyed: ${reason}`));

@@ -108,6 +108,26 @@ describe.skipIf(!PG_URL)('postgres adapter (real server)', () => {
     );
   });
 
+  it('durability relaxed turns synchronous_commit off for that transaction only; serverTxId is lazy', async () => {
+    const seen = await db.transaction(
+      async (tx) => {
+        const before = await tx.serverTxId();
+        const [r] = await tx.query<{ synchronous_commit: string }>('SHOW synchronous_commit');
+        await tx.execute('UPDATE accounts SET balance = balance WHERE id = 1');
+        return { before, after: await tx.serverTxId(), sync: r!.synchronous_commit };
+      },
+      { durability: 'relaxed' },
+    );
+    expect(seen.before).toBeNull(); // reading did not force a transaction id
+    expect(seen.after).toMatch(/^\d+$/);
+    expect(seen.sync).toBe('off');
+    const [after] = await db.query<{ synchronous_commit: string }>('SHOW synchronous_commit');
+    expect(after!.synchronous_commit).toBe('on');
+    expect(await rejection(db.transaction(async () => {}, { durability: 'fast' as never }))).toBeInstanceOf(
+      InvalidOptionError,
+    );
+  });
+
   it('rejects writes in a read-only transaction', async () => {
     const e = await rejection(
       db.transaction(async (tx) => tx.execute('UPDATE accounts SET balance = 0'), { readOnly: true }),

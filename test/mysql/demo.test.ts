@@ -16,5 +16,5 @@ describe.skipIf(!url)('txkit demo --mysql', () => {
       /opposite-order transfers with retry: 1 deadlock retry, both committed: 1:4910\.00 2:3090\.00/,
     );
     expect(text).toMatch(/XA branch committed: 1:4911\.00 2:3090\.00/);
-  });
+  }, 60_000);
 });

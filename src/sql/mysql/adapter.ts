@@ -330,25 +330,47 @@ export class MysqlResource implements Resource {
     }
   }
 
-  /** Runs `KILL QUERY <threadId>` on a side connection (not from the pool, which may be exhausted). */
-  async killQuery(threadId: number): Promise<void> {
-    if (!Number.isInteger(threadId) || threadId < 0)
-      throw new InvalidArgumentError(`bad thread id ${threadId}`);
+  /** A side connection to the same server, outside the pool (which may be exhausted). */
+  async #side<T>(fn: (c: mysql2.Connection) => Promise<T>): Promise<T> {
     this.#control ??= mysql2.createConnection(this.options.connectionConfig).then((c) => {
       c.on('error', () => {
         this.#control = undefined;
       });
       return c;
     });
-    let c: mysql2.Connection;
     try {
-      c = await this.#control;
-      await c.query(`KILL QUERY ${threadId}`);
+      return await fn(await this.#control);
     } catch (err) {
       this.#control = undefined;
+      throw err;
+    }
+  }
+
+  /** Runs `KILL QUERY <threadId>` on the side connection. */
+  async killQuery(threadId: number): Promise<void> {
+    if (!Number.isInteger(threadId) || threadId < 0)
+      throw new InvalidArgumentError(`bad thread id ${threadId}`);
+    try {
+      await this.#side((c) => c.query(`KILL QUERY ${threadId}`));
+    } catch (err) {
       // 1094: the thread is gone already — nothing left to cancel.
       if (classificationOf(toTxkitError(err))?.errno === 1094) return;
       throw toTxkitError(err, { flavor: this.#facts?.info.flavor });
+    }
+  }
+
+  /** Waits (bounded) until the server has closed session `threadId`, e.g. to detach a prepared XA branch. */
+  async waitForSessionGone(threadId: number, timeoutMs = 10_000): Promise<void> {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      const [rs] = (await this.#side((c) =>
+        c.query('SELECT 1 FROM information_schema.PROCESSLIST WHERE ID = ?', [threadId]),
+      )) as unknown as [unknown[]];
+      if (rs.length === 0) return;
+      if (Date.now() >= end) {
+        throw new TxkitError('E_TIMEOUT', `session ${threadId} was still open after ${timeoutMs} ms`);
+      }
+      await new Promise((r) => setTimeout(r, 10));
     }
   }
 
@@ -608,6 +630,10 @@ export class MysqlTx implements ResourceTx {
       throw err;
     }
     this.#done = true;
+    const threadId = this.conn.threadId;
     this.resource.discard(this.conn, 'XA branch prepared: detaching it');
+    // MariaDB keeps the branch attached to its session until the server has closed it;
+    // only then can another connection (or recovery) decide it.
+    await this.resource.waitForSessionGone(threadId);
   }
 }

@@ -9,7 +9,7 @@ import { simulateDeadlock } from './deadlock-simulator.js';
 import { mysql } from './index.js';
 import { waitForLockWait } from './lock-wait-barrier.js';
 import { deadlockRetry } from './retry.js';
-import { xaRecover } from './xa.js';
+import { xaRecover, xaRollback } from './xa.js';
 
 /** Runs the demo scenarios against `url`; returns the report lines. */
 export async function runMysqlDemo(url: string): Promise<string[]> {
@@ -69,17 +69,29 @@ export async function runMysqlDemo(url: string): Promise<string[]> {
     const off = db.on('retry', (e) => {
       if (e.error instanceof DeadlockError) retries++;
     });
-    let first = true;
-    let aHolds!: () => void;
-    const aReady = new Promise<void>((r) => {
-      aHolds = r;
-    });
+    // The first attempts meet in the middle (each holds one row, then asks for the other);
+    // the barriers make the deadlock certain, the retry makes both commit.
+    let aFirst = true;
+    let bFirst = true;
+    const gate = () => {
+      let open!: () => void;
+      const opened = new Promise<void>((r) => {
+        open = r;
+      });
+      return { open, opened };
+    };
+    const aHasRow1 = gate();
+    const bHasRow2 = gate();
     let aThread = -1;
     const a = db.transaction(
       async (tx) => {
         aThread = tx.threadId;
         await tx.execute(`UPDATE \`${table}\` SET balance = balance - 10 WHERE id = 1`);
-        if (first) aHolds();
+        if (aFirst) {
+          aFirst = false;
+          aHasRow1.open();
+          await bHasRow2.opened;
+        }
         await tx.execute(`UPDATE \`${table}\` SET balance = balance + 10 WHERE id = 2`);
       },
       { retry: deadlockRetry },
@@ -87,10 +99,11 @@ export async function runMysqlDemo(url: string): Promise<string[]> {
     const b = db.transaction(
       async (tx) => {
         await tx.execute(`UPDATE \`${table}\` SET balance = balance - 20 WHERE id = 2`);
-        if (first) {
-          first = false;
-          await aReady;
-          await waitForLockWait(db.pool, aThread).catch(() => {});
+        if (bFirst) {
+          bFirst = false;
+          await aHasRow1.opened;
+          bHasRow2.open();
+          await waitForLockWait(db.pool, aThread);
         }
         await tx.execute(`UPDATE \`${table}\` SET balance = balance + 20 WHERE id = 1`);
       },
@@ -118,6 +131,10 @@ export async function runMysqlDemo(url: string): Promise<string[]> {
     await db.resource.commitPrepared(gid);
     out.push(`XA branch committed: ${await balances()}`);
   } finally {
+    // A branch left prepared would hold its locks (and block DROP TABLE) until decided.
+    for (const x of await xaRecover(db.pool, { prefix: `txkit-demo-${process.pid}` }).catch(() => [])) {
+      await xaRollback(db.pool, x).catch(() => {});
+    }
     await db.execute(`DROP TABLE IF EXISTS \`${table}\``).catch(() => {});
     await db.close();
   }

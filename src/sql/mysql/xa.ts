@@ -91,7 +91,7 @@ async function decide(
 ): Promise<'done' | 'unknown-xid'> {
   // A branch prepared on a connection that is closing is briefly still attached to it
   // (XAER_NOTA from other connections): look again for a short, bounded while.
-  const end = Date.now() + (opts.detachWaitMs ?? 1_000);
+  const end = Date.now() + (opts.detachWaitMs ?? 5_000);
   for (;;) {
     try {
       await (q as { query(sql: string): Promise<unknown> }).query(sql);

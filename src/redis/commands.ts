@@ -68,6 +68,14 @@ export class CommandBuilder {
     return this;
   }
 
+  /** Queues a command whose name is known to be valid (the named methods). */
+  #add(name: string, args: RedisArg[]): this {
+    this.beforeAdd();
+    for (let i = 0; i < args.length; i++) checkArg(name, args[i], i);
+    this.queued.push({ name, args });
+    return this;
+  }
+
   /** Queues a script run. Inside MULTI the first use is sent as EVAL, so NOSCRIPT cannot occur. */
   run(script: Script<unknown>, keys: readonly RedisArg[] = [], args: readonly RedisArg[] = []): this {
     this.beforeAdd();
@@ -79,87 +87,87 @@ export class CommandBuilder {
   }
 
   get(key: RedisArg): this {
-    return this.call('get', key);
+    return this.#add('get', [key]);
   }
   /** `SET key value [options…]`, e.g. `set('k', 'v', 'EX', 60, 'NX')`. */
   set(key: RedisArg, value: RedisArg, ...options: RedisArg[]): this {
-    return this.call('set', key, value, ...options);
+    return this.#add('set', [key, value, ...options]);
   }
   del(...keys: RedisArg[]): this {
-    return this.call('del', ...keys);
+    return this.#add('del', [...keys]);
   }
   exists(...keys: RedisArg[]): this {
-    return this.call('exists', ...keys);
+    return this.#add('exists', [...keys]);
   }
   incr(key: RedisArg): this {
-    return this.call('incr', key);
+    return this.#add('incr', [key]);
   }
   incrby(key: RedisArg, by: number): this {
-    return this.call('incrby', key, by);
+    return this.#add('incrby', [key, by]);
   }
   decr(key: RedisArg): this {
-    return this.call('decr', key);
+    return this.#add('decr', [key]);
   }
   decrby(key: RedisArg, by: number): this {
-    return this.call('decrby', key, by);
+    return this.#add('decrby', [key, by]);
   }
   append(key: RedisArg, value: RedisArg): this {
-    return this.call('append', key, value);
+    return this.#add('append', [key, value]);
   }
   mget(...keys: RedisArg[]): this {
-    return this.call('mget', ...keys);
+    return this.#add('mget', [...keys]);
   }
   mset(pairs: Record<string, RedisArg>): this {
-    return this.call('mset', ...Object.entries(pairs).flat());
+    return this.#add('mset', [...Object.entries(pairs).flat()]);
   }
   expire(key: RedisArg, seconds: number): this {
-    return this.call('expire', key, seconds);
+    return this.#add('expire', [key, seconds]);
   }
   pexpire(key: RedisArg, ms: number): this {
-    return this.call('pexpire', key, ms);
+    return this.#add('pexpire', [key, ms]);
   }
   /** `HSET key field value …` from an object: one command for all fields. */
   hset(key: RedisArg, fields: Record<string, RedisArg>): this {
-    return this.call('hset', key, ...Object.entries(fields).flat());
+    return this.#add('hset', [key, ...Object.entries(fields).flat()]);
   }
   hget(key: RedisArg, field: RedisArg): this {
-    return this.call('hget', key, field);
+    return this.#add('hget', [key, field]);
   }
   hgetall(key: RedisArg): this {
-    return this.call('hgetall', key);
+    return this.#add('hgetall', [key]);
   }
   hincrby(key: RedisArg, field: RedisArg, by: number): this {
-    return this.call('hincrby', key, field, by);
+    return this.#add('hincrby', [key, field, by]);
   }
   hdel(key: RedisArg, ...fields: RedisArg[]): this {
-    return this.call('hdel', key, ...fields);
+    return this.#add('hdel', [key, ...fields]);
   }
   sadd(key: RedisArg, ...members: RedisArg[]): this {
-    return this.call('sadd', key, ...members);
+    return this.#add('sadd', [key, ...members]);
   }
   srem(key: RedisArg, ...members: RedisArg[]): this {
-    return this.call('srem', key, ...members);
+    return this.#add('srem', [key, ...members]);
   }
   lpush(key: RedisArg, ...values: RedisArg[]): this {
-    return this.call('lpush', key, ...values);
+    return this.#add('lpush', [key, ...values]);
   }
   rpush(key: RedisArg, ...values: RedisArg[]): this {
-    return this.call('rpush', key, ...values);
+    return this.#add('rpush', [key, ...values]);
   }
   ltrim(key: RedisArg, start: number, stop: number): this {
-    return this.call('ltrim', key, start, stop);
+    return this.#add('ltrim', [key, start, stop]);
   }
   lrange(key: RedisArg, start: number, stop: number): this {
-    return this.call('lrange', key, start, stop);
+    return this.#add('lrange', [key, start, stop]);
   }
   zadd(key: RedisArg, score: number, member: RedisArg): this {
-    return this.call('zadd', key, score, member);
+    return this.#add('zadd', [key, score, member]);
   }
   zrem(key: RedisArg, ...members: RedisArg[]): this {
-    return this.call('zrem', key, ...members);
+    return this.#add('zrem', [key, ...members]);
   }
   zcard(key: RedisArg): this {
-    return this.call('zcard', key);
+    return this.#add('zcard', [key]);
   }
 }
 

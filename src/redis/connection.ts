@@ -52,13 +52,25 @@ export function dedicatedNodeConnection(base: RedisOptions, host: string, port: 
   return trackEpoch(new Redis({ ...base, host, port, ...NO_RESEND, retryStrategy: () => null }));
 }
 
+const pendingReady = new WeakMap<object, Promise<void>>();
+
 /** Resolves when `conn` is ready; connects a lazy connection; fails if it ended or timed out. */
 export async function whenReady(conn: RedisClient, timeoutMs: number): Promise<void> {
   if (conn.status === 'ready') return;
   if (conn.status === 'end')
     throw new ConnectionLostError('connection is closed; nothing was sent', { retryable: true });
+  // Concurrent callers share one wait (and one set of listeners).
+  let pending = pendingReady.get(conn);
+  if (!pending) {
+    pending = waitReady(conn, timeoutMs).finally(() => pendingReady.delete(conn));
+    pendingReady.set(conn, pending);
+  }
+  return pending;
+}
+
+function waitReady(conn: RedisClient, timeoutMs: number): Promise<void> {
   if (conn.status === 'wait') conn.connect().catch(() => {});
-  await new Promise<void>((resolve, reject) => {
+  return new Promise<void>((resolve, reject) => {
     const done = (err?: Error) => {
       clearTimeout(timer);
       conn.off('ready', onReady);

@@ -28,14 +28,23 @@ export type ExecOutcome =
 
 /** Builds a per-command reply list from EXEC's array (errors stay in their slots). */
 function toReplies(commands: readonly QueuedCommand[], raw: readonly unknown[]): CommandReply[] {
-  return raw.map((value, i): CommandReply => {
-    if (value instanceof Error) return { ok: false, error: new RedisReplyError(value) };
-    try {
-      return { ok: true, value: decodeReply(commands[i]!, value) };
-    } catch (err) {
-      return { ok: false, error: new RedisReplyError(err instanceof Error ? err : new Error(String(err))) };
-    }
-  });
+  const out: CommandReply[] = new Array(raw.length);
+  for (let i = 0; i < raw.length; i++) {
+    const value = raw[i];
+    const cmd = commands[i]!;
+    if (value instanceof Error) out[i] = { ok: false, error: new RedisReplyError(value) };
+    else if (!cmd.script?.decode) out[i] = { ok: true, value };
+    else out[i] = decodeOne(cmd, value);
+  }
+  return out;
+}
+
+function decodeOne(cmd: QueuedCommand, value: unknown): CommandReply {
+  try {
+    return { ok: true, value: decodeReply(cmd, value) };
+  } catch (err) {
+    return { ok: false, error: new RedisReplyError(err instanceof Error ? err : new Error(String(err))) };
+  }
 }
 
 /**

@@ -24,12 +24,14 @@ export interface MetricsSnapshot {
   histograms: Record<string, HistogramSnapshot>;
 }
 
+/** `name{a="x",b="y"}` with labels in sorted order (built on every hot-path call, so no array sort). */
 function seriesKey(name: string, labels?: Record<string, string>): string {
   if (!labels) return name;
-  const parts = Object.keys(labels)
-    .sort()
-    .map((k) => `${k}="${labels[k]}"`);
-  return `${name}{${parts.join(',')}}`;
+  const keys = Object.keys(labels);
+  if (keys.length > 1) keys.sort();
+  let out = `${name}{`;
+  for (let i = 0; i < keys.length; i++) out += `${i ? ',' : ''}${keys[i]}="${labels[keys[i]!]}"`;
+  return `${out}}`;
 }
 
 /** Counters and histograms for one `redisTx` instance. */

@@ -65,6 +65,11 @@ export interface OptimisticOptions {
    */
   retry?: Omit<RetryPolicy, 'retryOn'>;
   signal?: AbortSignal;
+  /**
+   * Queue attempts on the same key set inside this process (default true): they would only
+   * conflict with each other. WATCH still guards against every other writer.
+   */
+  localQueue?: boolean;
 }
 
 /** The spec's defaults for the optimistic runner. */
@@ -112,6 +117,11 @@ export async function runOptimistic<T>(
       'optimistic: retry.retryOn is not accepted; conflicts and voided attempts are retried',
     );
   }
+  if (options.localQueue !== undefined && typeof options.localQueue !== 'boolean') {
+    throw new InvalidOptionError(
+      `optimistic: localQueue must be true or false, got ${String(options.localQueue)}`,
+    );
+  }
   const policy = resolveRetry({ ...OPTIMISTIC_RETRY_DEFAULTS, ...options.retry, retryOn: retryable })!;
   const slot = ctx.isCluster ? commonSlot(keys) : undefined;
   const txId = randomUUID();
@@ -129,7 +139,11 @@ export async function runOptimistic<T>(
       ctx.events.emit('attempt', { txId, name: options.name, attempt: attempts, outcome });
   };
 
-  const attempt = async (n: number): Promise<OptimisticResult<T>> => {
+  const queueKey = options.localQueue === false ? undefined : keys.map(String).sort().join('\u0000');
+  const attempt = (n: number): Promise<OptimisticResult<T>> =>
+    queueKey === undefined ? attemptOnce(n) : ctx.serialize(queueKey, () => attemptOnce(n));
+
+  const attemptOnce = async (n: number): Promise<OptimisticResult<T>> => {
     attempts = n;
     const conn = await ctx.lease(slot, options.signal);
     // Set once the connection is known to hold no WATCH and no half-read reply.

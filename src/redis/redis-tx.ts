@@ -74,6 +74,7 @@ export class RedisTx {
   readonly #connectTimeoutMs: number;
   readonly #pools = new Map<string, DedicatedPool>();
   readonly #leasedFrom = new WeakMap<Redis, DedicatedPool>();
+  readonly #queues = new Map<string, Promise<void>>();
   readonly #ctx: RedisContext;
   #shared: RedisClient | undefined;
   #closed = false;
@@ -99,8 +100,26 @@ export class RedisTx {
       shared: () => this.#sharedReady(),
       lease: (slot, signal) => this.#lease(slot, signal),
       release: (conn, healthy) => this.#leasedFrom.get(conn)?.release(conn, healthy),
+      serialize: (key, fn) => this.#serialize(key, fn),
     };
     this.scripts = new ScriptRegistry(this.#ctx);
+  }
+
+  async #serialize<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const previous = this.#queues.get(key);
+    let release!: () => void;
+    const mine = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const tail = previous ? previous.then(() => mine) : mine;
+    this.#queues.set(key, tail);
+    if (previous) await previous;
+    try {
+      return await fn();
+    } finally {
+      release();
+      if (this.#queues.get(key) === tail) this.#queues.delete(key);
+    }
   }
 
   async #sharedReady(): Promise<RedisClient> {

@@ -74,7 +74,7 @@ describe.skipIf(!url)('redis optimistic transactions (WATCH)', () => {
                 const v = Number(await read.get(key));
                 return (m) => m.set(key, v + 1);
               },
-              { retry: { maxAttempts: 1000, maxDelayMs: 5 } },
+              { retry: { maxAttempts: 1000, maxDelayMs: 5 }, localQueue: false },
             );
             expect(r.status).toBe('committed');
             attempts += r.attempts;
@@ -102,10 +102,14 @@ describe.skipIf(!url)('redis optimistic transactions (WATCH)', () => {
     await other.set(key, '0');
     const results = await Promise.all(
       Array.from({ length: 100 }, () =>
-        tx.optimistic([key], async (read) => {
-          const v = Number(await read.get(key));
-          return (m) => m.set(key, v + 1);
-        }),
+        tx.optimistic(
+          [key],
+          async (read) => {
+            const v = Number(await read.get(key));
+            return (m) => m.set(key, v + 1);
+          },
+          { localQueue: false },
+        ),
       ),
     );
     const committed = results.filter((r) => r.status === 'committed').length;
@@ -114,6 +118,40 @@ describe.skipIf(!url)('redis optimistic transactions (WATCH)', () => {
     for (const r of exhausted) expect(r.attempts).toBe(5);
     for (const r of results) expect(r.attempts).toBeLessThanOrEqual(5);
     expect(Number(await other.get(key))).toBe(committed);
+  });
+
+  it('queues same-key attempts in-process by default: no self-inflicted conflicts, exact count', async () => {
+    const p = prefix();
+    const key = `${p}:queued`;
+    await other.set(key, '0');
+    // Four instances stand in for four processes: WATCH still arbitrates between them.
+    const instances = [0, 1, 2, 3].map(() => redisTx(client(), { poolSize: 5 }));
+    try {
+      const results = await Promise.all(
+        Array.from({ length: 200 }, (_, i) =>
+          instances[i % 4]!.optimistic(
+            [key],
+            async (read) => {
+              const v = Number(await read.get(key));
+              return (m) => m.set(key, v + 1);
+            },
+            { retry: { maxAttempts: 100, maxDelayMs: 5 } },
+          ),
+        ),
+      );
+      expect(results.every((r) => r.status === 'committed')).toBe(true);
+      expect(await other.get(key)).toBe('200');
+      const attempts = results.reduce((sum, r) => sum + r.attempts, 0);
+      const conflicts = instances.reduce(
+        (sum, t) => sum + t.metrics.counter('redis_tx_watch_conflicts_total', { op: 'optimistic' }),
+        0,
+      );
+      expect(conflicts).toBe(attempts - 200);
+      // At most the other three instances can interfere with each commit.
+      expect(conflicts).toBeLessThan(200 * 3);
+    } finally {
+      await Promise.all(instances.map((t) => t.close()));
+    }
   });
 
   it('abort(reason) sends UNWATCH, so a later transaction on the same connection is not poisoned', async () => {

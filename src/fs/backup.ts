@@ -12,6 +12,7 @@ import { errnoOf } from './errors.js';
 import { type FsAdapter, nodeFs } from './fs-adapter.js';
 import { sumOf } from './integrity.js';
 import { lock } from './lock.js';
+import { mkdirDurable } from './mkdir-durable.js';
 
 export interface BackupMeta {
   original_path: string;
@@ -111,7 +112,7 @@ export class BackupManager {
     const existing = await this.list(source);
     if (!options.force && existing[0]?.sha256 === sum.sha256 && existing[0].size === sum.size)
       return undefined;
-    await this.#fs.mkdir(dir, { recursive: true });
+    await mkdirDurable(this.#fs, dir);
     const version = (existing[0]?.version ?? 0) + 1;
     const now = new Date();
     const path = join(dir, `${basename(real)}.v${version}.${stamp(now)}.bak`);
@@ -199,7 +200,7 @@ export class BackupManager {
     const sum = sumOf(data);
     const version = ((await this.list(source))[0]?.version ?? 0) + 1;
     const now = new Date();
-    await this.#fs.mkdir(dir, { recursive: true });
+    await mkdirDurable(this.#fs, dir);
     const path = join(dir, `${basename(real)}.v${version}.${stamp(now)}.bak`);
     await atomicWriteFile(path, data, { fs: this.#fs });
     const meta: BackupMeta = {

@@ -12,5 +12,6 @@ export * from './file-tx/index.js';
 export * from './fs-adapter.js';
 export * from './integrity.js';
 export * from './lock.js';
+export * from './power-loss.js';
 export * from './process-identity.js';
 export * from './wal/index.js';

@@ -19,6 +19,7 @@ import { classifyFsError, errnoOf } from '../errors.js';
 import { fsEvents } from '../events.js';
 import { type FsAdapter, nodeFs } from '../fs-adapter.js';
 import { type LockHandle, lock } from '../lock.js';
+import { mkdirDurable } from '../mkdir-durable.js';
 import { FsTxRecoveryError } from './errors.js';
 import {
   appendJournal,
@@ -108,7 +109,7 @@ export class FsTransactionManager {
   }
 
   async #lockRoot(): Promise<LockHandle> {
-    await this.#fs.mkdir(this.#jdir, { recursive: true });
+    await mkdirDurable(this.#fs, this.#jdir); // a journal in a directory that vanishes is no journal
     return lock(join(this.#jdir, 'ROOT'), {
       timeoutMs: this.#lockTimeout,
       fs: this.#fs,
@@ -316,17 +317,20 @@ export class FsTransactionManager {
     if (!stashed && plan.stash.length > 0) {
       for (const s of plan.stash) {
         if (await exists(fs, abs(s.to))) continue;
-        await fs.mkdir(dirname(abs(s.to)), { recursive: true });
+        await mkdirDurable(fs, dirname(abs(s.to)));
         await fs.rename(abs(s.from), abs(s.to));
         dirs.add(dirname(abs(s.from)));
       }
-      dirs.add(join(this.#jdir, txId));
+      // Destination before source: a power loss in between may leave a file under both
+      // names, never under neither.
+      await fs.syncDir(join(this.#jdir, txId));
       for (const d of dirs) await fs.syncDir(d);
+      dirs.clear();
       await appendJournal(fs, this.#jdir, txId, { t: 'STASHED' });
     }
     for (const p of plan.place) {
       if (!(await exists(fs, abs(p.from)))) continue; // done before a crash
-      await fs.mkdir(dirname(abs(p.to)), { recursive: true });
+      await mkdirDurable(fs, dirname(abs(p.to)));
       await fs.rename(abs(p.from), abs(p.to));
       dirs.add(dirname(abs(p.to)));
     }

@@ -8,6 +8,7 @@ import { InvalidArgumentError } from '../../core/errors.js';
 import { atomicWriteJson } from '../atomic-write.js';
 import { errnoOf } from '../errors.js';
 import { type FsAdapter, nodeFs } from '../fs-adapter.js';
+import { mkdirDurable } from '../mkdir-durable.js';
 import { openWal, type Wal, type WalOptions } from './wal.js';
 
 export interface QueueMessage {
@@ -28,7 +29,7 @@ export class DurableQueue {
 
   static async open(dir: string, options: { wal?: WalOptions; fs?: FsAdapter } = {}): Promise<DurableQueue> {
     const fs = options.fs ?? nodeFs;
-    await fs.mkdir(dir, { recursive: true });
+    await mkdirDurable(fs, dir);
     const q = new DurableQueue(dir, await openWal(join(dir, 'wal'), { ...options.wal, fs }), fs);
     try {
       q.#offsets = JSON.parse((await fs.readFile(join(dir, 'offsets.json'))).toString('utf8')) as Record<

@@ -10,6 +10,7 @@ import { InvalidArgumentError } from '../../core/errors.js';
 import { atomicWriteJson } from '../atomic-write.js';
 import { errnoOf } from '../errors.js';
 import { type FsAdapter, nodeFs } from '../fs-adapter.js';
+import { mkdirDurable } from '../mkdir-durable.js';
 import { WalCorruptionError } from './errors.js';
 import { RecordType } from './format.js';
 import { readCheckpoint } from './reader.js';
@@ -41,7 +42,7 @@ export class KvStore {
   /** Opens (or creates) the store in `dir` (`wal/` and snapshots inside). */
   static async open(dir: string, options: { wal?: WalOptions; fs?: FsAdapter } = {}): Promise<KvStore> {
     const fs = options.fs ?? nodeFs;
-    await fs.mkdir(dir, { recursive: true });
+    await mkdirDurable(fs, dir);
     const wal = await openWal(join(dir, 'wal'), { ...options.wal, fs });
     const store = new KvStore(dir, wal, fs);
     try {

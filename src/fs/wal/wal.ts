@@ -11,6 +11,7 @@ import { classifyFsError, FileLockTimeoutError } from '../errors.js';
 import { fsEvents } from '../events.js';
 import { type FsAdapter, type FsFile, nodeFs } from '../fs-adapter.js';
 import { type LockHandle, lock } from '../lock.js';
+import { mkdirDurable } from '../mkdir-durable.js';
 import { writevAll } from '../write-all.js';
 import {
   WalBackpressureError,
@@ -177,7 +178,7 @@ export class Wal {
     const fs = this.#fs;
     const op = { op: 'openWal', path: this.dir };
     try {
-      await fs.mkdir(this.dir, { recursive: true });
+      await mkdirDurable(fs, this.dir);
     } catch (err) {
       throw classifyFsError(err, { ...op, step: 'create directory' });
     }

@@ -6,7 +6,7 @@
 import fc from 'fast-check';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LockTimeoutError, PoolTimeoutError } from '../../src/core/errors.js';
+import { LockTimeoutError, PoolTimeoutError, SelfDeadlockError } from '../../src/core/errors.js';
 import { type PostgresDatabase, postgres } from '../../src/sql/postgres/index.js';
 import {
   busyBackends,
@@ -182,6 +182,42 @@ describe.skipIf(!PG_URL)('postgres pool hygiene (real server)', () => {
         }),
       );
       expect((await observer.query('SELECT v FROM t WHERE id = 2')).rows[0].v).toBe(100);
+    } finally {
+      await db.close();
+    }
+  });
+
+  it('requires_new blocked by its own suspended outer transaction is diagnosed as SelfDeadlockError', async () => {
+    const db = postgres({ connectionString: tdb.url, max: 3 }); // default 5 s bound: the diagnosis comes first
+    try {
+      const started = performance.now();
+      const e = await rejection(
+        db.transaction(async (outer) => {
+          await outer.execute('UPDATE t SET v = v + 1 WHERE id = 2');
+          await db.transaction(async (inner) => inner.execute('UPDATE t SET v = v + 1 WHERE id = 2'), {
+            propagation: 'requires_new',
+          });
+        }),
+      );
+      expect(e).toBeInstanceOf(SelfDeadlockError);
+      expect((e as Error).message).toContain('its own suspended outer transaction');
+      expect(performance.now() - started).toBeLessThan(3_000);
+      // an inner transaction blocked by an unrelated session is not mislabelled
+      await observer.query('BEGIN');
+      await observer.query('SELECT * FROM t WHERE id = 1 FOR UPDATE');
+      try {
+        const other = await rejection(
+          db.transaction(async () => {
+            await db.transaction(async (inner) => inner.execute('UPDATE t SET v = 0 WHERE id = 1'), {
+              propagation: 'requires_new',
+              lockTimeoutMs: 600,
+            });
+          }),
+        );
+        expect(other).toBeInstanceOf(LockTimeoutError);
+      } finally {
+        await observer.query('ROLLBACK');
+      }
     } finally {
       await db.close();
     }

@@ -19,6 +19,7 @@ import {
   InvalidOptionError,
   PoolTimeoutError,
   PrepareFailedError,
+  SelfDeadlockError,
   TransactionAbortedError,
   TransactionClosedError,
   TransactionRolledBackError,
@@ -55,6 +56,7 @@ import {
   prepareTransaction,
   rollbackPrepared,
 } from './prepared.js';
+import { SelfDeadlockWatch } from './self-deadlock.js';
 
 const ALL: readonly Anomaly[] = [
   'dirty_read',
@@ -322,7 +324,8 @@ export class PostgresResource implements Resource {
     }
     let isolation = req.isolation ?? this.#serverDefaultIsolation ?? 'read committed';
     if (isolation === 'read uncommitted') isolation = 'read committed';
-    return new PgTx(this, lease, req.txId, isolation, req.readOnly, suspendedHere.length > 0);
+    const holders = suspendedHere.map((t) => t.processId).filter((pid): pid is number => pid !== undefined);
+    return new PgTx(this, lease, req.txId, isolation, req.readOnly, suspendedHere.length > 0, holders);
   }
 
   async query<T>(sql: string, params: Params | undefined, req: AutocommitRequest): Promise<T[]> {
@@ -429,7 +432,12 @@ export class PgTx implements ResourceTx {
     readonly readOnly: boolean,
     /** Begun while another transaction of this database is suspended (requires_new). */
     readonly underSuspended: boolean,
+    /** Sessions of the suspended outer transactions: waiting on them is a self-deadlock. */
+    private readonly holderPids: readonly number[] = [],
   ) {}
+
+  #watch: SelfDeadlockWatch | undefined;
+  #selfDeadlock: number | undefined;
 
   /** The server process id of this transaction's session (for pg_stat_activity, pg_locks). */
   get processId(): number | undefined {
@@ -470,6 +478,13 @@ export class PgTx implements ResourceTx {
     this.#inflight++;
     const c = this.lease.client;
     const sent = (values === undefined ? c.query(text) : c.query(text, values)) as Promise<pg.QueryResult>;
+    if (this.holderPids.length > 0 && phase === 'statement' && c.processID !== undefined) {
+      this.#watch ??= new SelfDeadlockWatch(this.resource.options.clientConfig, c.processID, this.holderPids);
+      this.#watch.watch(sent, (blocker) => {
+        this.#selfDeadlock = blocker;
+        void this.cancel().catch(() => {});
+      });
+    }
     return sent.then(
       (r) => {
         this.#inflight--;
@@ -485,6 +500,15 @@ export class PgTx implements ResourceTx {
           nothingSent: phase !== 'commit',
         });
         if (phase !== 'commit' && e.sqlState !== undefined) this.#aborted ??= e;
+        if (this.#selfDeadlock !== undefined && e.sqlState === '57014') {
+          throw new SelfDeadlockError(
+            `transaction ${this.txId} (propagation 'requires_new' or 'not_supported') waited for a lock held by ` +
+              `its own suspended outer transaction (server process ${this.#selfDeadlock}), which cannot finish ` +
+              'before this one: the statement was cancelled. Do this work in the outer transaction (a nested ' +
+              'scope), or after it ends.',
+            { cause: e, sqlState: '57014' },
+          );
+        }
         throw e;
       },
     );
@@ -628,6 +652,7 @@ export class PgTx implements ResourceTx {
   #finish(doubt?: string): void {
     if (this.#done) return;
     this.#done = true;
+    void this.#watch?.close();
     this.lease.release(doubt);
   }
 }

@@ -364,6 +364,8 @@ describe.skipIf(!url)('MySQL transactions on the real server', () => {
       await expect(tiny.transaction(async () => {}, { propagation: 'requires_new' })).rejects.toBeInstanceOf(
         PoolTimeoutError,
       );
+      // Autocommit statements borrow with the same timeout.
+      await expect(tiny.query('SELECT 1')).rejects.toBeInstanceOf(PoolTimeoutError);
       release();
       await holding;
     } finally {

@@ -309,24 +309,31 @@ export class MysqlResource implements Resource {
   }
 
   async query<T>(sql: string, params: Params | undefined, _req: AutocommitRequest): Promise<T[]> {
-    this.guard(sql);
-    const values = checkParams(params);
-    try {
-      const [result] = await this.pool.query(sql, values);
-      return (Array.isArray(result) ? result : []) as T[];
-    } catch (err) {
-      throw toTxkitError(err, { flavor: this.#facts?.info.flavor, phase: 'autocommit' });
-    }
+    const result = await this.#autocommit(sql, params);
+    return (Array.isArray(result) ? result : []) as T[];
   }
 
   async execute(sql: string, params: Params | undefined, _req: AutocommitRequest): Promise<ExecuteResult> {
+    return toExecuteResult(await this.#autocommit(sql, params));
+  }
+
+  /**
+   * One statement in autocommit on a pooled connection, borrowed with the acquire timeout
+   * (a pool held by suspended transactions fails instead of hanging).
+   */
+  async #autocommit(sql: string, params: Params | undefined): Promise<unknown> {
     this.guard(sql);
     const values = checkParams(params);
+    const conn = await this.acquire('an autocommit statement');
     try {
-      const [result] = await this.pool.query(sql, values);
-      return toExecuteResult(result);
+      const [result] = await conn.query(sql, values);
+      conn.release();
+      return result;
     } catch (err) {
-      throw toTxkitError(err, { flavor: this.#facts?.info.flavor, phase: 'autocommit' });
+      const e = toTxkitError(err, { flavor: this.#facts?.info.flavor, phase: 'autocommit' });
+      if (classificationOf(e)?.scope === 'connection') this.discard(conn, 'connection failed in autocommit');
+      else conn.release();
+      throw e;
     }
   }
 

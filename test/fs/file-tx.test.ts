@@ -255,3 +255,28 @@ function causedByCrash(err: unknown): boolean {
   for (let e = err; e; e = (e as { cause?: unknown }).cause) if (e instanceof SimulatedCrash) return true;
   return false;
 }
+
+describe('fsTransaction after a failed apply', () => {
+  it('a committed transaction whose apply failed is finished before the next one starts', async () => {
+    const { faultyFs } = await import('../../src/fs/fault-injection.js');
+    const root = tempDir();
+    seed(root, { a: 'A1', b: 'B1' });
+    // ENOSPC on the first rename after the commit point (the staged-file rename into place).
+    const fs = faultyFs([{ call: 'rename', errno: 'ENOSPC', path: /-> .*\/a$/, times: 1 }]);
+    const files = fsTransaction(root, { fs });
+    const err = await files
+      .transaction(async (t) => {
+        await t.write('a', 'A2');
+        await t.write('b', 'B2');
+      })
+      .catch((e: unknown) => e as { code: string; cause: { code: string } });
+    expect(err.code).toBe('E_FSTX_RECOVERY');
+    expect(err.cause.code).toBe('E_FS_DISK_FULL');
+    await files.transaction(async (t) => {
+      expect((await t.read('a'))?.toString()).toBe('A2'); // finished, not half-applied
+      await t.write('c', 'C');
+    });
+    expect(snapshot(root)).toEqual({ a: 'A2', b: 'B2', c: 'C' });
+    expect(leftovers(root)).toEqual([]);
+  });
+});

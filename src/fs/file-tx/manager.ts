@@ -221,6 +221,9 @@ export class FsTransactionManager {
     const l = await this.#lockRoot();
     let view: FileTxView;
     try {
+      // A commit whose apply failed (here or in another process) is finished first, so no
+      // transaction ever starts from a half-applied state.
+      await this.#recoverLocked();
       view = new FileTxView(newTxId(), this.#fs, this.root, this.#jdirName, await this.#reserved());
     } catch (err) {
       await l.release().catch(() => {});

@@ -506,7 +506,9 @@ export class Wal {
       const s = segs[i]!;
       const next = segs[i + 1];
       if (next && next.firstLsn <= fromLsn) continue;
-      const upTo = i === segs.length - 1 ? this.#durableOffset : undefined;
+      // Only the active segment can hold bytes that are not durable yet; a segment sealed by a
+      // rotation during this replay is durable in full.
+      const upTo = s === this.#segments.at(-1) ? this.#durableOffset : undefined;
       await scanSegment(this.#fs, this.dir, s, {
         maxRecordBytes: this.#maxRecord,
         ...(upTo !== undefined ? { upTo } : {}),

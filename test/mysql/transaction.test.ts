@@ -486,6 +486,25 @@ describe.skipIf(!url)('MySQL transactions on the real server', () => {
     await expect(db.query('COMMIT')).rejects.toBeInstanceOf(RawTransactionControlError);
   });
 
+  it("a transaction ended behind txkit's back (raw COMMIT allowed) is noticed from the status flag", async () => {
+    const raw = mysql({ uri: url, connectionLimit: 1, allowRawTransactionControl: true });
+    try {
+      const err = await raw
+        .transaction(async (tx) => {
+          await tx.execute(`UPDATE \`${t}\` SET v = 7 WHERE id = 1`);
+          await tx.execute('COMMIT'); // the server is now in autocommit
+          return tx.execute(`UPDATE \`${t}\` SET v = 8 WHERE id = 2`);
+        })
+        .catch((e) => e);
+      expect(err).toBeInstanceOf(TransactionAbortedError);
+      expect(err.cause).toBeInstanceOf(TransactionStateError);
+      // The raw COMMIT did commit the first write; the second one was never sent.
+      expect(await values()).toEqual([7, 100, 100]);
+    } finally {
+      await raw.close();
+    }
+  });
+
   it('XA through the resource: prepare detaches the branch, then commitPrepared / listPrepared', async () => {
     const gid = `txk-${process.pid}-${Date.now()}`;
     const handle = await db.resource.begin({

@@ -10,9 +10,8 @@ import { abort, redisTx } from '../src/redis/index.js';
 const client = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
 const tx = redisTx(client);
 const key = `example:optimistic:${process.pid}`;
-tx.events.on('retry', (e) =>
-  console.log(`conflict on attempt ${e.attempt}, retrying in ${e.delayMs.toFixed(1)} ms`),
-);
+let retries = 0;
+tx.events.on('retry', () => retries++);
 
 try {
   await client.set(key, '800');

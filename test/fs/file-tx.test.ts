@@ -264,12 +264,12 @@ describe('fsTransaction after a failed apply', () => {
     // ENOSPC on the first rename after the commit point (the staged-file rename into place).
     const fs = faultyFs([{ call: 'rename', errno: 'ENOSPC', path: /-> .*\/a$/, times: 1 }]);
     const files = fsTransaction(root, { fs });
-    const err = await files
+    const err = (await files
       .transaction(async (t) => {
         await t.write('a', 'A2');
         await t.write('b', 'B2');
       })
-      .catch((e: unknown) => e as { code: string; cause: { code: string } });
+      .catch((e: unknown) => e)) as { code: string; cause: { code: string } };
     expect(err.code).toBe('E_FSTX_RECOVERY');
     expect(err.cause.code).toBe('E_FS_DISK_FULL');
     await files.transaction(async (t) => {

@@ -282,6 +282,43 @@ describe.skipIf(!PG_URL)('PgNotifier (real server)', () => {
     await off3();
   });
 
+  it('close waits for running handlers, but not past stopTimeoutMs', async () => {
+    const slow = make({ stopTimeoutMs: 10_000 });
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    let finished = false;
+    const started = new Promise<void>((resolve) => {
+      void slow.listen('stop', async () => {
+        resolve();
+        await gate;
+        finished = true;
+      });
+    });
+    await slow.connect();
+    await sender.query("SELECT pg_notify('stop', 'x')");
+    await started;
+    const closing = slow.close();
+    release();
+    await closing;
+    expect(finished).toBe(true);
+
+    const stuck = make({ stopTimeoutMs: 30 });
+    const running = new Promise<void>((resolve) => {
+      void stuck.listen('stop2', () => {
+        resolve();
+        return new Promise<void>(() => {}); // never ends
+      });
+    });
+    await stuck.connect();
+    await sender.query("SELECT pg_notify('stop2', 'x')");
+    await running;
+    const t0 = performance.now();
+    await stuck.close();
+    expect(performance.now() - t0).toBeLessThan(2_000);
+  });
+
   it('close is idempotent and ends iterators; nothing can subscribe afterwards', async () => {
     const n = make();
     const it = n.iterate('c');

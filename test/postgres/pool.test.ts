@@ -262,6 +262,31 @@ describe.skipIf(!PG_URL)('postgres pool hygiene (real server)', () => {
     }
   });
 
+  it('an idle pooled connection killed by the server is reported, not fatal, and replaced', async () => {
+    const db = postgres({ connectionString: tdb.url, max: 1 });
+    try {
+      const errors: unknown[] = [];
+      const reported = new Promise<void>((resolve) =>
+        db.resource.events.on('error', (e) => {
+          errors.push(e);
+          resolve();
+        }),
+      );
+      const [{ pid }] = (await db.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')) as [
+        { pid: number },
+      ];
+      await observer.query('SELECT pg_terminate_backend($1)', [pid]);
+      await reported;
+      expect(errors[0]).toMatchObject({ source: 'pool' });
+      const [{ pid: next }] = (await db.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')) as [
+        { pid: number },
+      ];
+      expect(next).not.toBe(pid);
+    } finally {
+      await db.close();
+    }
+  });
+
   it('rejects bad options with a message saying what is allowed', () => {
     expect(() => postgres({} as never)).toThrow(/connectionString, poolConfig or pool/);
     expect(() => postgres({ connectionString: tdb.url, acquireTimeoutMs: 0 })).toThrow(/acquireTimeoutMs/);

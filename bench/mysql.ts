@@ -20,16 +20,21 @@ const ROUNDS = Number(process.env.TXKIT_BENCH_ROUNDS ?? 5);
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
-/** Runs `tx` TX times spread over `clients` concurrent loops; returns elapsed ms. */
-async function drive(clients: number, tx: (client: number, i: number) => Promise<void>): Promise<number> {
+/** Runs `tx` TX times spread over `clients` concurrent loops; returns elapsed ms and client CPU µs. */
+async function drive(
+  clients: number,
+  tx: (client: number, i: number) => Promise<void>,
+): Promise<{ ms: number; cpuUs: number }> {
   const per = Math.ceil(TX / clients);
+  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   await Promise.all(
     Array.from({ length: clients }, async (_, c) => {
       for (let i = 0; i < per; i++) await tx(c, i);
     }),
   );
-  return performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
+  return { ms: performance.now() - t0, cpuUs: cpu.user + cpu.system };
 }
 
 async function main(): Promise<void> {
@@ -76,15 +81,25 @@ async function main(): Promise<void> {
       await drive(clients, viaTxkit);
       const rawMs: number[] = [];
       const txkitMs: number[] = [];
+      const rawCpu: number[] = [];
+      const txkitCpu: number[] = [];
       for (let r = 0; r < ROUNDS; r++) {
-        rawMs.push(await drive(clients, raw));
-        txkitMs.push(await drive(clients, viaTxkit));
+        const a = await drive(clients, raw);
+        const b = await drive(clients, viaTxkit);
+        rawMs.push(a.ms);
+        rawCpu.push(a.cpuUs);
+        txkitMs.push(b.ms);
+        txkitCpu.push(b.cpuUs);
       }
       const rawTps = (TX / median(rawMs)) * 1000;
       const txkitTps = (TX / median(txkitMs)) * 1000;
+      // Client CPU per transaction: the library's own cost, less sensitive to a busy machine.
+      const rawCpuTx = median(rawCpu) / TX;
+      const txkitCpuTx = median(txkitCpu) / TX;
       console.log(
         `clients=${String(clients).padStart(2)}  raw mysql2 ${rawTps.toFixed(0).padStart(6)} tx/s   ` +
-          `txkit ${txkitTps.toFixed(0).padStart(6)} tx/s   ratio ${(txkitTps / rawTps).toFixed(3)}x`,
+          `txkit ${txkitTps.toFixed(0).padStart(6)} tx/s   ratio ${(txkitTps / rawTps).toFixed(3)}x   ` +
+          `client CPU ${rawCpuTx.toFixed(0)} vs ${txkitCpuTx.toFixed(0)} µs/tx`,
       );
       await pool.end();
       await db.close();

@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { threadId } from 'node:worker_threads';
 import { InvalidArgumentError, InvalidOptionError, TransactionCancelledError } from '../core/errors.js';
 import { syncDirShared } from './dir-sync.js';
@@ -36,6 +37,13 @@ export interface AtomicWriteOptions {
   fs?: FsAdapter;
   /** Called with the temp file's path once it exists. */
   onTempCreated?: (tempPath: string) => void;
+  /**
+   * Windows: how long to retry a rename refused with EPERM/EACCES/EBUSY (another process
+   * has the target open), backing off 10 ms → 100 ms. Default 1000 on win32, 0 elsewhere.
+   */
+  renameRetryMs?: number;
+  /** The platform whose rules apply (tests simulate `'win32'`). Default `process.platform`. */
+  platform?: NodeJS.Platform;
 }
 
 export type AtomicWriteData = string | Uint8Array | AsyncIterable<Uint8Array | string>;
@@ -129,6 +137,7 @@ export async function atomicWriteFile(
 
 async function replace(fs: FsAdapter, target: string, data: AtomicWriteData, o: AtomicWriteOptions) {
   const durability = o.durability ?? 'full';
+  const platform = o.platform ?? process.platform;
   const op = 'atomicWriteFile';
   const abortIfNeeded = () => {
     if (o.signal?.aborted) throw new TransactionCancelledError(`${op}: aborted before rename of ${target}`);
@@ -170,9 +179,10 @@ async function replace(fs: FsAdapter, target: string, data: AtomicWriteData, o: 
     await f.close(); // NFS reports deferred write errors here
     abortIfNeeded();
     step = 'rename';
-    await fs.rename(temp, target);
+    await renameWithRetry(fs, temp, target, platform, o.renameRetryMs ?? (platform === 'win32' ? 1000 : 0));
     renamed = true;
-    if (durability === 'full') {
+    if (durability === 'full' && platform !== 'win32') {
+      // (Windows cannot fsync a directory: there the rename's durability is the filesystem's.)
       step = 'fsync directory';
       await syncDirShared(fs, dirname(target));
     }
@@ -184,6 +194,22 @@ async function replace(fs: FsAdapter, target: string, data: AtomicWriteData, o: 
     if (renamed)
       e.detail = 'the rename happened but is not known to be durable: treat the outcome as unknown';
     throw e;
+  }
+}
+
+const WIN_RENAME_BUSY = new Set(['EPERM', 'EACCES', 'EBUSY']);
+
+/** On win32, a rename onto a file someone holds open fails transiently: retry within a budget. */
+async function renameWithRetry(fs: FsAdapter, from: string, to: string, platform: string, budgetMs: number) {
+  const deadline = performance.now() + budgetMs;
+  for (let delay = 10; ; delay = Math.min(delay * 2, 100)) {
+    try {
+      return await fs.rename(from, to);
+    } catch (err) {
+      const left = deadline - performance.now();
+      if (platform !== 'win32' || !WIN_RENAME_BUSY.has(errnoOf(err) ?? '') || left <= 0) throw err;
+      await sleep(Math.min(delay, left));
+    }
   }
 }
 

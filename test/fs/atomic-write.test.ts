@@ -160,4 +160,29 @@ describe('atomicWriteFile', () => {
     expect(await cleanupStaleTemps(dir, { olderThanMs: 0 })).toBe(1);
     expect(readdirSync(dir).sort()).toEqual(['c.json', 'other.tmp']);
   });
+
+  it('simulated win32: a busy rename (EPERM) is retried within the budget, and no directory fsync is attempted', async () => {
+    const dir = tempDir();
+    const p = join(dir, 'w');
+    writeFileSync(p, 'old');
+    const fs = faultyFs([{ call: 'rename', errno: 'EPERM', times: 2 }]);
+    await atomicWriteFile(p, 'new', { fs, platform: 'win32' });
+    expect(readFileSync(p, 'utf8')).toBe('new');
+    expect(fs.calls.get('rename')).toBe(3);
+    expect(fs.calls.get('syncDir')).toBeUndefined();
+    const stuck = faultyFs([{ call: 'rename', errno: 'EBUSY' }]);
+    const err = await atomicWriteFile(p, 'newer', { fs: stuck, platform: 'win32', renameRetryMs: 40 }).catch(
+      (e) => e,
+    );
+    expect(err.code).toBe('E_FS');
+    expect(err.retryable).toBe(true);
+    expect(stuck.calls.get('rename')).toBeGreaterThan(1);
+    expect(readFileSync(p, 'utf8')).toBe('new');
+    expect(readdirSync(dir)).toEqual(['w']);
+    const posix = faultyFs([{ call: 'rename', errno: 'EPERM', times: 1 }]);
+    await expect(atomicWriteFile(p, 'x', { fs: posix, platform: 'linux' })).rejects.toBeInstanceOf(
+      FsPermissionError,
+    );
+    expect(posix.calls.get('rename')).toBe(1);
+  });
 });

@@ -1,0 +1,95 @@
+/**
+ * A pooled connection checked out by txkit, watched for failure while it is out, and the
+ * statement helpers shared by autocommit and transaction paths.
+ */
+import type pg from 'pg';
+import { InvalidArgumentError } from '../../core/errors.js';
+import type { EventHub } from '../../core/events.js';
+import type { ExecuteResult, Params } from '../../core/resource.js';
+
+/** Events of a PostgreSQL resource (published on `txkit:pg:<event>`). */
+export interface PgResourceEvents {
+  /** A connection was destroyed instead of returned to the pool, and why. */
+  'connection-destroyed': { reason: string };
+  error: { source: string; error: unknown };
+}
+
+/** A pooled `pg` client with the fields txkit reads (process id and secret key for cancels). */
+export type PgClient = pg.PoolClient & {
+  processID?: number;
+  secretKey?: number;
+  host?: string;
+  port?: number;
+  getTransactionStatus?: () => string | null;
+};
+
+/** Positional parameters only: PostgreSQL has `$1`, not named parameters. */
+export function positional(params: Params | undefined): unknown[] | undefined {
+  if (params === undefined) return undefined;
+  if (Array.isArray(params)) return params as unknown[];
+  throw new InvalidArgumentError(
+    'PostgreSQL takes positional parameters ($1, $2, …): pass an array, not an object',
+  );
+}
+
+/** Rows of a result (the last one, for a multi-statement string). */
+export function rowsOf<T>(r: pg.QueryResult | pg.QueryResult[]): T[] {
+  const last = Array.isArray(r) ? r[r.length - 1] : r;
+  return (last?.rows ?? []) as T[];
+}
+
+/** Rows affected, summed over a multi-statement string. */
+export function affected(r: pg.QueryResult | pg.QueryResult[]): ExecuteResult {
+  const list = Array.isArray(r) ? r : [r];
+  return { rowsAffected: list.reduce((n, x) => n + (x.rowCount ?? 0), 0) };
+}
+
+/** The lease currently holding each checked-out client (one shared listener, no per-lease closure). */
+const leases = new WeakMap<object, Lease>();
+function onLeasedClientError(this: object, err: unknown): void {
+  const lease = leases.get(this);
+  if (!lease) return;
+  lease.dead = true;
+  lease.deathCause ??= err;
+}
+
+/** A pooled connection checked out by txkit, watched for failure while it is out. */
+export class Lease {
+  dead = false;
+  /** The error that killed the connection (e.g. a FATAL 25P03 idle-in-transaction timeout). */
+  deathCause: unknown;
+  cancelSent = false;
+  #released = false;
+
+  constructor(
+    readonly client: PgClient,
+    private readonly events: EventHub<PgResourceEvents>,
+  ) {
+    leases.set(client, this);
+    // Attached once per client and kept: a late socket error on any client must not crash the process.
+    if (!client.listeners('error').includes(onLeasedClientError)) client.on('error', onLeasedClientError);
+  }
+
+  /** Returns the connection only when it is idle and nothing can still hit it; else destroys it. */
+  release(doubt?: string): void {
+    if (this.#released) return;
+    this.#released = true;
+    const status = this.client.getTransactionStatus?.();
+    const reason =
+      doubt ??
+      (this.dead
+        ? 'the connection failed'
+        : this.cancelSent
+          ? 'a cancel request was sent on it'
+          : status != null && status !== 'I'
+            ? `the server reports transaction status '${status}', not idle`
+            : undefined);
+    leases.delete(this.client);
+    if (reason !== undefined) {
+      if (this.events.wants('connection-destroyed')) this.events.emit('connection-destroyed', { reason });
+      this.client.release(new Error(`txkit: connection destroyed: ${reason}`));
+    } else {
+      this.client.release();
+    }
+  }
+}

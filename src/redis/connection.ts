@@ -40,8 +40,15 @@ function trackEpoch<C extends RedisClient>(conn: C): C {
 export function duplicateOwned(source: RedisClient, reconnect: boolean): RedisClient {
   if (source instanceof Cluster) {
     const redisOptions = { ...(source.options.redisOptions ?? {}), ...NO_RESEND, enableOfflineQueue: true };
+    // retryDelayOnFailover: 0 stops ioredis from re-sending a command (or a whole MULTI
+    // pipeline) whose node connection closed after it was written.
     return trackEpoch(
-      source.duplicate(undefined, { redisOptions, lazyConnect: true, enableOfflineQueue: true }),
+      source.duplicate(undefined, {
+        redisOptions,
+        lazyConnect: true,
+        enableOfflineQueue: true,
+        retryDelayOnFailover: 0,
+      }),
     );
   }
   return trackEpoch(source.duplicate({ ...NO_RESEND, ...(reconnect ? {} : { retryStrategy: () => null }) }));

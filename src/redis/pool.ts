@@ -52,6 +52,7 @@ export class DedicatedPool {
         return conn;
       } catch (err) {
         this.#drop(conn);
+        this.#wakeWithNew(); // the slot is free again: let a waiter try (and fail fast if the server is down)
         throw err;
       }
     }

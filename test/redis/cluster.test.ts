@@ -1,4 +1,5 @@
 import fc from 'fast-check';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   CrossSlotError,
@@ -7,9 +8,10 @@ import {
   RateLimiter,
   type RedisTx,
   redisTx,
+  TransactionOutcomeUnknownError,
   Transfers,
 } from '../../src/redis/index.js';
-import { closeClients, clusterClient, clusterNodes, prefix } from './redis-test-env.js';
+import { closeClients, clusterClient, clusterNodes, prefix, until } from './redis-test-env.js';
 
 describe.skipIf(!clusterNodes)('redis cluster (3 masters)', () => {
   let tx: RedisTx;
@@ -125,6 +127,35 @@ describe.skipIf(!clusterNodes)('redis cluster (3 masters)', () => {
     keys.forEach((k, i) => {
       expect(r.replies[51 + i]).toMatchObject({ ok: true, value: k });
     });
+  });
+
+  it('a node connection killed after EXEC was sent gives an unknown outcome, never a re-send', async () => {
+    const tag = `{${prefix()}}`;
+    const name = `txkit-cluster-victim-${tag.slice(3, -1)}`;
+    const victim = redisTx(clusterClient({ connectionName: name }));
+    await other.set(`${tag}:n`, '0'); // also loads the slot map
+    const nodeKey = other.slots[keySlot(`${tag}:n`)]![0]!;
+    const [host, port] = nodeKey.split(':');
+    const admin = new Redis({ host: host!, port: Number(port) });
+    try {
+      await victim.multi((m) => m.get(`${tag}:warm`));
+      await admin.call('client', 'pause', 60_000, 'WRITE');
+      const pending = victim.multi((m) => m.incr(`${tag}:n`)).catch((e: unknown) => e);
+      const blocked = async () =>
+        ((await admin.call('client', 'list')) as string)
+          .split('\n')
+          .find((l) => l.includes(`name=${name}`) && /flags=\S*b/.test(l));
+      await until(async () => (await blocked()) !== undefined);
+      await admin.call('client', 'kill', 'id', /id=(\d+)/.exec((await blocked())!)![1]!);
+      await admin.call('client', 'unpause');
+      // Had ioredis re-sent the MULTI after the failover delay, this would resolve as committed.
+      expect(await pending).toBeInstanceOf(TransactionOutcomeUnknownError);
+      expect(await other.get(`${tag}:n`)).toBe('0');
+    } finally {
+      await admin.call('client', 'unpause').catch(() => {});
+      admin.disconnect();
+      await victim.close();
+    }
   });
 
   it('runs the recipes in cluster mode (their keys share hash tags)', async () => {

@@ -21,12 +21,15 @@ export function client(options: { connectionName?: string; url?: string } = {}):
 }
 
 /** A new ioredis Cluster client on the test cluster. */
-export function clusterClient(): Cluster {
+export function clusterClient(options: { connectionName?: string } = {}): Cluster {
   const seeds = clusterNodes!.split(',').map((hp) => {
     const [host, port] = hp.split(':');
     return { host: host!, port: Number(port) };
   });
-  const c = new Cluster(seeds);
+  const c = new Cluster(
+    seeds,
+    options.connectionName ? { redisOptions: { connectionName: options.connectionName } } : {},
+  );
   opened.push(c);
   return c;
 }

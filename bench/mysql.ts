@@ -2,7 +2,10 @@
  * The same small transaction (START TRANSACTION; UPDATE one row; COMMIT) through txkit and
  * through hand-written mysql2 on the same pool size, with 1 and 16 concurrent clients.
  * Each client updates its own rows, so the numbers measure overhead, not lock waits.
- * Rounds alternate between the two; medians are reported.
+ * Rounds alternate; medians are reported. Raw mysql2 runs twice: with its defaults, and
+ * with `trace: false` — the setting txkit's own pool uses (mysql2's per-query stack capture
+ * costs tens of µs per transaction; txkit wraps errors with its own stack), so the second
+ * ratio is txkit's own overhead on equal driver settings.
  *
  *   npx tsx bench/mysql.ts     (uses TXKIT_MYSQL_URL, or starts a private MariaDB)
  *   TXKIT_BENCH_TX=4000 TXKIT_BENCH_ROUNDS=7 npx tsx bench/mysql.ts
@@ -58,9 +61,10 @@ async function main(): Promise<void> {
     console.log(`txkit vs raw mysql2: ${TX} transactions per round, ${ROUNDS} rounds, median`);
     for (const clients of [1, 16]) {
       const pool = mysql2.createPool({ uri: url, connectionLimit: clients });
+      const poolNoTrace = mysql2.createPool({ uri: url, connectionLimit: clients, trace: false });
       const db = mysql({ uri: url, connectionLimit: clients });
       // The hand-written equivalent of one txkit transaction.
-      const raw = async (client: number, i: number) => {
+      const rawOn = (pool: mysql2.Pool) => async (client: number, i: number) => {
         const conn = await pool.getConnection();
         try {
           await conn.query('START TRANSACTION');
@@ -73,35 +77,34 @@ async function main(): Promise<void> {
           throw err;
         }
       };
+      const raw = rawOn(pool);
+      const rawNoTrace = rawOn(poolNoTrace);
       const viaTxkit = (client: number, i: number) =>
         db.transaction(async (tx) => {
           await tx.execute('UPDATE bench_counters SET n = n + 1 WHERE id = ?', [rowOf(client, i)]);
         });
-      await drive(clients, raw); // warm-up
-      await drive(clients, viaTxkit);
-      const rawMs: number[] = [];
-      const txkitMs: number[] = [];
-      const rawCpu: number[] = [];
-      const txkitCpu: number[] = [];
+      const runners = { raw, rawNoTrace, txkit: viaTxkit };
+      const ms: Record<keyof typeof runners, number[]> = { raw: [], rawNoTrace: [], txkit: [] };
+      const cpu: Record<keyof typeof runners, number[]> = { raw: [], rawNoTrace: [], txkit: [] };
+      for (const run of Object.values(runners)) await drive(clients, run); // warm-up
       for (let r = 0; r < ROUNDS; r++) {
-        const a = await drive(clients, raw);
-        const b = await drive(clients, viaTxkit);
-        rawMs.push(a.ms);
-        rawCpu.push(a.cpuUs);
-        txkitMs.push(b.ms);
-        txkitCpu.push(b.cpuUs);
+        for (const [name, run] of Object.entries(runners) as [keyof typeof runners, typeof raw][]) {
+          const m = await drive(clients, run);
+          ms[name].push(m.ms);
+          cpu[name].push(m.cpuUs);
+        }
       }
-      const rawTps = (TX / median(rawMs)) * 1000;
-      const txkitTps = (TX / median(txkitMs)) * 1000;
+      const tps = (name: keyof typeof runners) => (TX / median(ms[name])) * 1000;
       // Client CPU per transaction: the library's own cost, less sensitive to a busy machine.
-      const rawCpuTx = median(rawCpu) / TX;
-      const txkitCpuTx = median(txkitCpu) / TX;
+      const cpuTx = (name: keyof typeof runners) => (median(cpu[name]) / TX).toFixed(0);
       console.log(
-        `clients=${String(clients).padStart(2)}  raw mysql2 ${rawTps.toFixed(0).padStart(6)} tx/s   ` +
-          `txkit ${txkitTps.toFixed(0).padStart(6)} tx/s   ratio ${(txkitTps / rawTps).toFixed(3)}x   ` +
-          `client CPU ${rawCpuTx.toFixed(0)} vs ${txkitCpuTx.toFixed(0)} µs/tx`,
+        `clients=${String(clients).padStart(2)}  raw mysql2 ${tps('raw').toFixed(0).padStart(6)} tx/s ` +
+          `(trace:false ${tps('rawNoTrace').toFixed(0).padStart(6)})   txkit ${tps('txkit').toFixed(0).padStart(6)} tx/s   ` +
+          `ratio ${(tps('txkit') / tps('raw')).toFixed(3)}x (vs trace:false ${(tps('txkit') / tps('rawNoTrace')).toFixed(3)}x)   ` +
+          `client CPU µs/tx raw ${cpuTx('raw')}, trace:false ${cpuTx('rawNoTrace')}, txkit ${cpuTx('txkit')}`,
       );
       await pool.end();
+      await poolNoTrace.end();
       await db.close();
     }
   } finally {

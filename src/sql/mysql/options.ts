@@ -124,6 +124,9 @@ export function resolveMysqlOptions(options: MysqlOptions): ResolvedMysqlOptions
     connectionConfig = { ...(cfg ?? {}) };
   } else {
     const base: mysql2.PoolOptions = {
+      // txkit wraps every driver error in its own (with a stack); mysql2's per-query stack
+      // capture would cost a few µs per statement for nothing. Pass trace: true to keep it.
+      trace: false,
       ...(o.poolOptions ?? {}),
       ...(o.uri !== undefined ? { uri: o.uri } : {}),
       connectionLimit: o.connectionLimit ?? o.poolOptions?.connectionLimit ?? 10,

@@ -158,42 +158,55 @@ export class RedisTx {
     return conn;
   }
 
-  async #sendMulti(commands: readonly QueuedCommand[], name: string | undefined): Promise<ExecOutcome> {
-    if (this.isCluster) commonSlot(commands.flatMap(keysOf));
-    const conn = await this.#sharedReady();
-    const started = performance.now();
-    let status: TxStatus = 'unknown';
-    let failed = 0;
-    try {
-      const outcome = await execTransaction(conn, commands);
-      status = outcome.status;
-      if (outcome.status === 'committed' && outcome.hasErrors) {
-        failed = outcome.replies.filter((r) => !r.ok).length;
-        this.metrics.inc('redis_tx_partial_failures_total');
+  #sendMulti(commands: readonly QueuedCommand[], name: string | undefined): Promise<ExecOutcome> {
+    if (this.isCluster) {
+      try {
+        commonSlot(commands.flatMap(keysOf));
+      } catch (err) {
+        return Promise.reject(err);
       }
-      return outcome;
-    } catch (err) {
-      if (err instanceof ExecAbortError) {
-        status = 'exec-abort';
-        this.metrics.inc('redis_tx_exec_aborts_total');
-      } else if (err instanceof TransactionOutcomeUnknownError) {
-        this.metrics.inc('redis_tx_outcome_unknown_total');
-      }
-      throw err;
-    } finally {
-      const op = name ?? 'multi';
-      this.metrics.inc('redis_tx_total', { op, status });
-      if (this.events.wants('exec')) {
-        const durationMs = performance.now() - started;
-        this.events.emit('exec', {
-          txId: randomUUID(),
-          name,
-          status,
-          commands: commands.length,
-          failed,
-          durationMs,
-        });
-      }
+    }
+    const conn = this.#shared;
+    if (this.#closed || !conn || conn.status !== 'ready') {
+      return this.#sharedReady().then(() => this.#sendMulti(commands, name));
+    }
+    const started = this.events.wants('exec') ? performance.now() : 0;
+    // Plain promise chaining (not async/await): this is the hot path of every MULTI.
+    return execTransaction(conn, commands).then(
+      (outcome) => {
+        let failed = 0;
+        if (outcome.status === 'committed' && outcome.hasErrors) {
+          for (const r of outcome.replies) if (!r.ok) failed++;
+          this.metrics.inc('redis_tx_partial_failures_total');
+        }
+        this.#recordMulti(name, outcome.status, commands.length, failed, started);
+        return outcome;
+      },
+      (err: unknown) => {
+        let status: TxStatus = 'unknown';
+        if (err instanceof ExecAbortError) {
+          status = 'exec-abort';
+          this.metrics.inc('redis_tx_exec_aborts_total');
+        } else if (err instanceof TransactionOutcomeUnknownError) {
+          this.metrics.inc('redis_tx_outcome_unknown_total');
+        }
+        this.#recordMulti(name, status, commands.length, 0, started);
+        throw err;
+      },
+    );
+  }
+
+  #recordMulti(
+    name: string | undefined,
+    status: TxStatus,
+    commands: number,
+    failed: number,
+    started: number,
+  ): void {
+    this.metrics.inc('redis_tx_total', { op: name ?? 'multi', status });
+    if (started && this.events.wants('exec')) {
+      const durationMs = performance.now() - started;
+      this.events.emit('exec', { txId: randomUUID(), name, status, commands, failed, durationMs });
     }
   }
 
@@ -213,8 +226,13 @@ export class RedisTx {
   ): MultiBuilder | Promise<TxResult> {
     const builder = new MultiBuilder((commands) => this.#sendMulti(commands, options.name));
     if (build === undefined) return builder;
-    if (typeof build !== 'function') throw new InvalidArgumentError('multi(build): build must be a function');
-    build(builder);
+    try {
+      if (typeof build !== 'function')
+        throw new InvalidArgumentError('multi(build): build must be a function');
+      build(builder);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     return builder.exec();
   }
 

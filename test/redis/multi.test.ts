@@ -127,6 +127,30 @@ describe.skipIf(!url)('redis MULTI/EXEC', () => {
     expect(m.length).toBe(0);
   });
 
+  it('emits an exec event per transaction and counts outcomes in metrics', async () => {
+    const p = prefix();
+    const seen: Array<{ status: string; commands: number; failed: number }> = [];
+    const off = tx.events.on('exec', (e) =>
+      seen.push({ status: e.status, commands: e.commands, failed: e.failed }),
+    );
+    await other.rpush(`${p}:l`, 'x');
+    await tx.multi((m) => m.set(`${p}:a`, '1').incr(`${p}:l`), { name: 'evt' });
+    await tx.multi((m) => m.call('nosuchcommand'), { name: 'evt' }).catch(() => {});
+    await expect(
+      tx.multi((() => {
+        throw new Error('builder bug');
+      }) as never),
+    ).rejects.toThrow('builder bug');
+    off();
+    expect(seen).toEqual([
+      { status: 'committed', commands: 2, failed: 1 },
+      { status: 'exec-abort', commands: 1, failed: 0 },
+    ]);
+    expect(tx.metrics.counter('redis_tx_total', { op: 'evt', status: 'committed' })).toBe(1);
+    expect(tx.metrics.counter('redis_tx_total', { op: 'evt', status: 'exec-abort' })).toBe(1);
+    expect(tx.metrics.snapshot().counters.redis_tx_exec_aborts_total).toBeGreaterThanOrEqual(1);
+  });
+
   it('returns 1000 mixed replies in queue order', async () => {
     const p = prefix();
     const result = await tx.multi((m) => {

@@ -183,6 +183,19 @@ describe.skipIf(!url)('diagnostics on the real server', () => {
     expect(monitor.running).toBe(false);
   });
 
+  it('two deadlocks between polls: one report (the server keeps only the latest) and missedCount', async () => {
+    const monitor = new DeadlockMonitor(pool, { pollIntervalMs: 60_000 });
+    const events: { missedCount: number }[] = [];
+    monitor.on('deadlock', (e) => events.push(e));
+    await monitor.pollOnce();
+    await simulateDeadlock(pool, { table: t, key: 'id', rows: [1, 3], captureReport: false });
+    await simulateDeadlock(pool, { table: t, key: 'id', rows: [3, 1], captureReport: false });
+    await monitor.pollOnce();
+    expect(events).toHaveLength(1);
+    expect(events[0]?.missedCount).toBeGreaterThanOrEqual(1);
+    expect(monitor.stats().totalDeadlocks).toBeGreaterThanOrEqual(2);
+  });
+
   it.skipIf(!noProcessUrl)(
     'without PROCESS: a typed error naming it, and a partial report with errors',
     async () => {

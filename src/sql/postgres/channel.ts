@@ -4,6 +4,7 @@
  * would also be case-folded, so `NOTIFY MyChan` and `pg_notify('MyChan')` would differ).
  */
 import { InvalidIdentifierError, NotifyPayloadTooLargeError } from '../../core/errors.js';
+import { classifyPgError } from './errors.js';
 
 /** Letters, digits and `_ . : -`, 1-63 characters (the server's identifier limit). */
 export const CHANNEL_PATTERN = /^[A-Za-z0-9_.:-]{1,63}$/;
@@ -44,3 +45,30 @@ export function assertPayload(payload: unknown): asserts payload is string {
 
 /** The statement that sends a notification: bound parameters, never formatted SQL. */
 export const PG_NOTIFY_SQL = 'SELECT pg_notify($1, $2)';
+
+/** Anything with a `query(sql, params)`: a txkit `Tx`, a `pg.Client`, a pool. */
+export interface NotifyTarget {
+  query(sql: string, params?: readonly unknown[]): Promise<unknown>;
+}
+
+/**
+ * Sends a notification through `target`. Given a transaction, the notification is delivered
+ * only if that transaction commits, and dropped if it rolls back.
+ *
+ * @example
+ * ```ts
+ * await db.transaction(async (tx) => {
+ *   await tx.execute('INSERT INTO orders (id) VALUES ($1)', [id]);
+ *   await notify(tx, 'orders', String(id)); // sent at COMMIT
+ * });
+ * ```
+ */
+export async function notify(target: NotifyTarget, channel: string, payload = ''): Promise<void> {
+  assertChannel(channel);
+  assertPayload(payload);
+  try {
+    await target.query(PG_NOTIFY_SQL, [channel, payload]);
+  } catch (err) {
+    throw classifyPgError(err, { phase: 'notify' });
+  }
+}

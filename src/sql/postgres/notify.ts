@@ -32,6 +32,7 @@ import {
 import { EventHub } from '../../core/events.js';
 import { assertChannel, assertPayload, PG_NOTIFY_SQL, quoteChannel } from './channel.js';
 import { classifyPgError } from './errors.js';
+import { HandlerQueue, type OverflowPolicy } from './handler-queue.js';
 
 /** One received notification. */
 export interface Notification {
@@ -43,7 +44,8 @@ export interface Notification {
 }
 
 export type NotificationHandler = (notification: Notification) => void | Promise<void>;
-export type OverflowPolicy = 'drop-oldest' | 'drop-newest' | 'error';
+export { type NotifyTarget, notify } from './channel.js';
+export type { OverflowPolicy } from './handler-queue.js';
 
 /** Where a handler or JSON error came from. */
 export interface NotifyErrorInfo {
@@ -103,9 +105,6 @@ export interface NotifierStats {
   queueLatencyHistogram: { le: number; count: number }[];
 }
 
-/** Upper bounds (ms) of the queue-latency histogram buckets. */
-const LATENCY_BUCKETS = [1, 5, 10, 50, 100, 500, 1000, 5000, Number.POSITIVE_INFINITY];
-
 /** `waitForNotification` ran out of time. */
 export class NotificationTimeoutError extends TxkitError {
   constructor(message: string) {
@@ -128,11 +127,6 @@ export interface NotificationIterator extends AsyncIterableIterator<Notification
 type Sink =
   | { kind: 'handler'; fn: NotificationHandler }
   | { kind: 'direct'; push: (n: Notification) => void };
-interface Job {
-  notification: Notification;
-  handlers: NotificationHandler[];
-  queuedAt: number;
-}
 
 function positiveInt(name: string, v: number | undefined, dflt: number, min = 1): number {
   if (v === undefined) return dflt;
@@ -152,26 +146,15 @@ export class PgNotifier {
   readonly #backoff: { initialDelayMs: number; factor: number; maxDelayMs: number };
   readonly #events = new EventHub<NotifierEvents>('txkit:notify:');
   readonly #channels = new Map<string, Set<Sink>>();
-  readonly #queue: Job[] = [];
   readonly #closing = new AbortController();
-  readonly #idleWaiters = new Set<() => void>();
   #client: pg.Client | undefined;
   #opening: Promise<pg.Client> | undefined;
   #reconnecting: Promise<void> | undefined;
   #everConnected = false;
   #closed: Promise<void> | undefined;
   #timer: NodeJS.Timeout | undefined;
-  #inFlight = 0;
-  readonly #latencyBuckets: number[] = LATENCY_BUCKETS.map(() => 0);
-  readonly #stats = {
-    received: 0,
-    handled: 0,
-    dropped: 0,
-    handlerErrors: 0,
-    reconnects: 0,
-    latencySum: 0,
-    latencyMax: 0,
-  };
+  readonly #stats = { received: 0, dropped: 0, reconnects: 0 };
+  readonly #queue: HandlerQueue<Notification>;
 
   constructor(private readonly options: PgNotifierOptions) {
     if (!options || (options.connectionString === undefined && options.client === undefined)) {
@@ -205,6 +188,23 @@ export class PgNotifier {
     };
     if (!(this.#backoff.factor >= 1))
       throw new TxkitError('E_INVALID_OPTION', 'reconnect.factor must be >= 1');
+    this.#queue = new HandlerQueue<Notification>(this.#opts.maxQueue, this.#opts.concurrency, overflow, {
+      overflow: (job, policy, dropped) => {
+        const n = job.notification;
+        this.#events.emit('overflow', { channel: n.channel, policy, dropped });
+        if (policy === 'error') {
+          this.#reportError('overflow', {
+            channel: n.channel,
+            payload: n.payload,
+            error: new NotificationQueueOverflowError(
+              `handler queue full (${this.#opts.maxQueue}): notification dropped`,
+            ),
+          });
+        }
+      },
+      handlerError: (n, error) =>
+        this.#reportError('handler', { channel: n.channel, payload: n.payload, error }),
+    });
   }
 
   /** Adds an event listener (`notification`, `disconnect`, `reconnect`, `overflow`, `error`). */
@@ -228,21 +228,12 @@ export class PgNotifier {
   }
 
   stats(): NotifierStats {
-    const s = this.#stats;
+    const q = this.#queue.stats();
     return {
-      received: s.received,
-      handled: s.handled,
-      dropped: s.dropped,
-      handlerErrors: s.handlerErrors,
-      reconnects: s.reconnects,
-      queued: this.#queue.length,
-      inFlight: this.#inFlight,
-      queueLatencyMeanMs: s.handled === 0 ? 0 : s.latencySum / s.handled,
-      queueLatencyMaxMs: s.latencyMax,
-      queueLatencyHistogram: LATENCY_BUCKETS.map((le, i) => ({
-        le,
-        count: this.#latencyBuckets.slice(0, i + 1).reduce((a, b) => a + b, 0),
-      })),
+      ...q,
+      received: this.#stats.received,
+      dropped: q.dropped + this.#stats.dropped,
+      reconnects: this.#stats.reconnects,
     };
   }
 
@@ -458,24 +449,14 @@ export class PgNotifier {
     this.#enders.clear();
     for (const e of enders) e();
     this.#channels.clear();
-    this.#stats.dropped += this.#queue.length;
-    this.#queue.length = 0;
+    this.#queue.clear();
     const client = this.#client ?? (await this.#opening?.catch(() => undefined));
     this.#client = undefined;
     if (client) {
       await client.query('UNLISTEN *').catch(() => {});
       await client.end().catch(() => {});
     }
-    if (this.#inFlight > 0) {
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, this.#opts.stopTimeoutMs);
-        t.unref?.();
-        this.#idleWaiters.add(() => {
-          clearTimeout(t);
-          resolve();
-        });
-      });
-    }
+    await this.#queue.settle(this.#opts.stopTimeoutMs);
   }
 
   readonly #enders = new Set<() => void>();
@@ -670,74 +651,12 @@ export class PgNotifier {
       if (s.kind === 'handler') handlers.push(s.fn);
       else s.push(n);
     }
-    if (handlers.length > 0) this.#enqueue({ notification: n, handlers, queuedAt: performance.now() });
-  }
-
-  #enqueue(job: Job): void {
-    if (this.#queue.length >= this.#opts.maxQueue) {
-      const policy = this.#opts.overflow;
-      this.#stats.dropped++;
-      this.#events.emit('overflow', {
-        channel: job.notification.channel,
-        policy,
-        dropped: this.#stats.dropped,
-      });
-      if (policy === 'drop-oldest') this.#queue.shift();
-      else {
-        if (policy === 'error') {
-          this.#reportError('overflow', {
-            channel: job.notification.channel,
-            payload: job.notification.payload,
-            error: new NotificationQueueOverflowError(
-              `handler queue full (${this.#opts.maxQueue}): notification dropped`,
-            ),
-          });
-        }
-        return;
-      }
-    }
-    this.#queue.push(job);
-    this.#pump();
-  }
-
-  #pump(): void {
-    while (this.#inFlight < this.#opts.concurrency && this.#queue.length > 0) {
-      const job = this.#queue.shift()!;
-      this.#inFlight++;
-      void this.#run(job).finally(() => {
-        this.#inFlight--;
-        if (this.#inFlight === 0 && this.#queue.length === 0) {
-          for (const w of this.#idleWaiters) w();
-          this.#idleWaiters.clear();
-        }
-        this.#pump();
-      });
-    }
-  }
-
-  async #run(job: Job): Promise<void> {
-    const waited = performance.now() - job.queuedAt;
-    this.#stats.latencySum += waited;
-    this.#latencyBuckets[LATENCY_BUCKETS.findIndex((le) => waited <= le)]!++;
-    if (waited > this.#stats.latencyMax) this.#stats.latencyMax = waited;
-    const { notification: n } = job;
-    await Promise.all(
-      job.handlers.map(async (handler) => {
-        try {
-          await handler(n);
-        } catch (error) {
-          this.#stats.handlerErrors++;
-          this.#reportError('handler', { channel: n.channel, payload: n.payload, error });
-        }
-      }),
-    );
-    this.#stats.handled++;
+    if (handlers.length > 0) this.#queue.push({ notification: n, handlers, queuedAt: performance.now() });
   }
 
   /** Resolves when no handler is running and nothing is queued. */
-  async idle(): Promise<void> {
-    if (this.#inFlight === 0 && this.#queue.length === 0) return;
-    await new Promise<void>((resolve) => this.#idleWaiters.add(resolve));
+  idle(): Promise<void> {
+    return this.#queue.idle();
   }
 
   #reportError(source: string, info: NotifyErrorInfo): void {
@@ -749,32 +668,5 @@ export class PgNotifier {
         this.#events.emit('error', { source: 'onError', error });
       }
     }
-  }
-}
-
-/** Anything with a `query(sql, params)`: a txkit `Tx`, a `pg.Client`, a pool. */
-export interface NotifyTarget {
-  query(sql: string, params?: readonly unknown[]): Promise<unknown>;
-}
-
-/**
- * Sends a notification through `target`. Given a transaction, the notification is delivered
- * only if that transaction commits, and dropped if it rolls back.
- *
- * @example
- * ```ts
- * await db.transaction(async (tx) => {
- *   await tx.execute('INSERT INTO orders (id) VALUES ($1)', [id]);
- *   await notify(tx, 'orders', String(id)); // sent at COMMIT
- * });
- * ```
- */
-export async function notify(target: NotifyTarget, channel: string, payload = ''): Promise<void> {
-  assertChannel(channel);
-  assertPayload(payload);
-  try {
-    await target.query(PG_NOTIFY_SQL, [channel, payload]);
-  } catch (err) {
-    throw classifyPgError(err, { phase: 'notify' });
   }
 }

@@ -23,16 +23,15 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import {
-  ConnectionLostError,
-  DatabaseClosedError,
-  TransactionCancelledError,
-  TxkitError,
-} from '../../core/errors.js';
+import { ConnectionLostError, DatabaseClosedError, TxkitError } from '../../core/errors.js';
 import { EventHub } from '../../core/events.js';
 import { assertChannel, assertPayload, PG_NOTIFY_SQL, quoteChannel } from './channel.js';
 import { classifyPgError } from './errors.js';
 import { HandlerQueue, type OverflowPolicy } from './handler-queue.js';
+import {
+  type NotificationIterator as GenericIterator,
+  notificationIterator,
+} from './notification-iterator.js';
 
 /** One received notification. */
 export interface Notification {
@@ -120,9 +119,7 @@ export class NotificationQueueOverflowError extends TxkitError {
 }
 
 /** An async iterator over one channel; `ready` resolves once LISTEN is in effect. */
-export interface NotificationIterator extends AsyncIterableIterator<Notification> {
-  readonly ready: Promise<void>;
-}
+export type NotificationIterator = GenericIterator<Notification>;
 
 type Sink =
   | { kind: 'handler'; fn: NotificationHandler }
@@ -351,77 +348,16 @@ export class PgNotifier {
   iterate(channel: string, options: { signal?: AbortSignal; maxBuffer?: number } = {}): NotificationIterator {
     assertChannel(channel);
     const maxBuffer = positiveInt('maxBuffer', options.maxBuffer, 1_000);
-    const buffer: Notification[] = [];
-    let pending:
-      | { resolve: (r: IteratorResult<Notification>) => void; reject: (e: unknown) => void }
-      | undefined;
-    let finished = false;
-    let failure: unknown;
-    const sink: Sink = {
-      kind: 'direct',
-      push: (n) => {
-        if (pending) {
-          const p = pending;
-          pending = undefined;
-          p.resolve({ value: n, done: false });
-        } else {
-          if (buffer.length >= maxBuffer) {
-            buffer.shift();
-            this.#stats.dropped++;
-          }
-          buffer.push(n);
-        }
+    return notificationIterator<Notification>(
+      (push, onEnd) => this.#subscribe(channel, { kind: 'direct', push }, onEnd),
+      {
+        signal: options.signal,
+        maxBuffer,
+        onDrop: () => {
+          this.#stats.dropped++;
+        },
       },
-    };
-    let unsubscribe: (() => Promise<void>) | undefined;
-    const end = (err?: unknown): void => {
-      if (finished) return;
-      finished = true;
-      failure = err;
-      options.signal?.removeEventListener('abort', onAbort);
-      if (pending) {
-        const p = pending;
-        pending = undefined;
-        if (err === undefined) p.resolve({ value: undefined, done: true });
-        else p.reject(err);
-      }
-    };
-    const onAbort = (): void => {
-      end(
-        new TransactionCancelledError('notification iterator cancelled', { cause: options.signal?.reason }),
-      );
-      void ready.then(() => unsubscribe?.()).catch(() => {});
-    };
-    const ready = this.#subscribe(channel, sink, () => end()).then((u) => {
-      unsubscribe = u;
-    });
-    ready.catch((err) => end(err));
-    if (options.signal?.aborted) onAbort();
-    else options.signal?.addEventListener('abort', onAbort, { once: true });
-    const iterator: NotificationIterator = {
-      ready,
-      next: () => {
-        const value = buffer.shift();
-        if (value) return Promise.resolve({ value, done: false });
-        if (finished)
-          return failure === undefined
-            ? Promise.resolve({ value: undefined, done: true })
-            : Promise.reject(failure);
-        return new Promise((resolve, reject) => {
-          pending = { resolve, reject };
-        });
-      },
-      return: async () => {
-        end();
-        await ready.catch(() => {});
-        await unsubscribe?.();
-        return { value: undefined, done: true };
-      },
-      [Symbol.asyncIterator]() {
-        return iterator;
-      },
-    };
-    return iterator;
+    );
   }
 
   /**

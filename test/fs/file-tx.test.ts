@@ -280,3 +280,30 @@ describe('fsTransaction after a failed apply', () => {
     expect(leftovers(root)).toEqual([]);
   });
 });
+
+describe('fsTransaction with injected faults', () => {
+  it('ENOSPC or a failing fsync before the commit point: clear error, nothing changed, nothing left', async () => {
+    const { faultyFs } = await import('../../src/fs/fault-injection.js');
+    for (const rule of [
+      { call: 'write' as const, errno: 'ENOSPC', path: '.journal' },
+      { call: 'sync' as const, errno: 'EIO', path: '.journal' },
+      { call: 'open' as const, errno: 'EACCES', path: '.journal' },
+    ]) {
+      const root = tempDir();
+      seed(root, { a: 'A1' });
+      const err = (await fsTransaction(root, { fs: faultyFs([rule]) })
+        .transaction(async (t) => {
+          await t.write('a', 'A2');
+          await t.write('b', 'B');
+        })
+        .catch((e: unknown) => e)) as { code: string; message: string };
+      expect(err.code).toBe(
+        { ENOSPC: 'E_FS_DISK_FULL', EIO: 'E_FS_IO', EACCES: 'E_FS_PERMISSION' }[rule.errno],
+      );
+      expect(err.message).toContain(rule.errno);
+      await fsTransaction(root).recover();
+      expect(snapshot(root)).toEqual({ a: 'A1' });
+      expect(leftovers(root)).toEqual([]);
+    }
+  });
+});

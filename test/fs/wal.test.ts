@@ -249,3 +249,15 @@ describe('wal', () => {
     await wal.close();
   });
 });
+
+describe('wal open with injected faults', () => {
+  it('EACCES creating the first segment gives a typed error and releases the writer lock', async () => {
+    const dir = tempDir();
+    const err = await openWal(dir, { fs: faultyFs([{ call: 'open', errno: 'EACCES', path: 'wal_' }]) }).catch(
+      (e) => e,
+    );
+    expect(err.code).toBe('E_FS_PERMISSION');
+    expect(err.path).toBe(dir);
+    await (await openWal(dir)).close(); // the lock was released
+  });
+});

@@ -253,15 +253,22 @@ export class FsTransactionManager {
         end('commit', async () => {
           l.assertHeld();
           if (!view.changed) return this.#cleanup(view.txId);
-          const plan = await view.plan();
-          await this.#syncStaging(view.txId);
-          await createJournal(this.#fs, this.#jdir, view.txId, {
-            t: 'COMMIT',
-            txId: view.txId,
-            plan,
-            at: now(),
-          });
-          await this.#finish(view.txId, plan, false);
+          try {
+            const plan = await view.plan();
+            await this.#syncStaging(view.txId);
+            await createJournal(this.#fs, this.#jdir, view.txId, {
+              t: 'COMMIT',
+              txId: view.txId,
+              plan,
+              at: now(),
+            });
+            await this.#finish(view.txId, plan, false);
+          } catch (err) {
+            // Before the journal is durable nothing is visible: undo the staging. (If the
+            // journal write failed half-way, recovery reads its CRC and treats it the same.)
+            if (!(err instanceof FsTxRecoveryError)) await this.#cleanup(view.txId).catch(() => {});
+            throw classifyFsError(err, { op: 'fsTransaction.commit', path: this.root });
+          }
         }),
       rollback,
       prepare: (gid: string) =>

@@ -196,7 +196,8 @@ export class Wal {
       await this.#scan();
     } catch (err) {
       await this.#lock?.release().catch(() => {});
-      throw err;
+      await this.#file?.close().catch(() => {});
+      throw classifyFsError(err, { ...op, step: 'recovery' });
     }
   }
 

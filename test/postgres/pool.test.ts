@@ -287,6 +287,26 @@ describe.skipIf(!PG_URL)('postgres pool hygiene (real server)', () => {
     }
   });
 
+  it('re-emits the pool events with its occupancy', async () => {
+    const db = postgres({ connectionString: tdb.url, max: 2 });
+    const seen: string[] = [];
+    const removed = new Promise<void>((resolve) => db.resource.events.on('pool:remove', () => resolve()));
+    for (const e of ['pool:connect', 'pool:acquire', 'pool:release', 'pool:remove'] as const) {
+      db.resource.events.on(e, (info) => {
+        seen.push(e);
+        expect(info.total).toBeGreaterThanOrEqual(0);
+      });
+    }
+    try {
+      await db.transaction(async (tx) => tx.query('SELECT 1'));
+      expect(seen).toEqual(['pool:connect', 'pool:acquire', 'pool:release']);
+    } finally {
+      await db.close();
+    }
+    await removed; // closing the pool removes its connection
+    expect(seen.at(-1)).toBe('pool:remove');
+  });
+
   it('rejects bad options with a message saying what is allowed', () => {
     expect(() => postgres({} as never)).toThrow(/connectionString, poolConfig or pool/);
     expect(() => postgres({ connectionString: tdb.url, acquireTimeoutMs: 0 })).toThrow(/acquireTimeoutMs/);

@@ -35,7 +35,15 @@ import type {
 import { assertNoTransactionControl } from '../shared/statement-guard.js';
 import { beginSql, POSTGRES_CAPABILITIES } from './capabilities.js';
 import { classifyPgError } from './errors.js';
-import { affected, Lease, type PgClient, type PgResourceEvents, positional, rowsOf } from './lease.js';
+import {
+  affected,
+  Lease,
+  type PgClient,
+  type PgResourceEvents,
+  type PoolEventInfo,
+  positional,
+  rowsOf,
+} from './lease.js';
 import {
   type PostgresTransactionOptions,
   type ResolvedPostgresOptions,
@@ -59,7 +67,30 @@ export class PostgresResource implements Resource {
   constructor(readonly options: ResolvedPostgresOptions) {
     this.pool = options.pool;
     // An idle pooled client whose socket fails emits 'error' on the pool: never crash for it.
-    this.pool.on('error', (error) => this.events.emit('error', { source: 'pool', error }));
+    this.pool.on('error', (error, client) => {
+      this.events.emit('error', { source: 'pool', error });
+      if (this.events.wants('pool:error'))
+        this.events.emit('pool:error', { ...this.#poolInfo(client), error });
+    });
+    for (const name of ['connect', 'acquire', 'release', 'remove'] as const) {
+      const event = `pool:${name}` as const;
+      // pg-pool passes (err, client) to 'release' and (client) to the others.
+      this.pool.on(name as 'connect', (...args: unknown[]) => {
+        if (!this.events.wants(event)) return;
+        const client = args.find((a): a is PgClient => typeof a === 'object' && a !== null && 'query' in a);
+        this.events.emit(event, this.#poolInfo(client));
+      });
+    }
+  }
+
+  #poolInfo(client: PgClient | pg.PoolClient | undefined): PoolEventInfo {
+    const p = this.pool;
+    return {
+      processId: (client as PgClient | undefined)?.processID,
+      total: p.totalCount,
+      idle: p.idleCount,
+      waiting: p.waitingCount,
+    };
   }
 
   classify(err: unknown): TxkitError {

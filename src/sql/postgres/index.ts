@@ -31,6 +31,7 @@ export { sendCancelRequest } from './cancel.js';
 export { assertChannel, CHANNEL_PATTERN, NOTIFY_PAYLOAD_MAX_BYTES, quoteChannel } from './channel.js';
 export { type PoolStatus, PostgresDatabase } from './database.js';
 export { classifyPgError, isConnectionError, type PgErrorContext, type PgPhase } from './errors.js';
+export type { PoolEventInfo } from './lease.js';
 export {
   type ActivityRow,
   type BlockedRow,

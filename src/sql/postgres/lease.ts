@@ -11,7 +11,21 @@ import type { ExecuteResult, Params } from '../../core/resource.js';
 export interface PgResourceEvents {
   /** A connection was destroyed instead of returned to the pool, and why. */
   'connection-destroyed': { reason: string };
+  /** The pool's own events, re-emitted (`pool:connect` … `pool:remove`) with its occupancy. */
+  'pool:connect': PoolEventInfo;
+  'pool:acquire': PoolEventInfo;
+  'pool:release': PoolEventInfo;
+  'pool:remove': PoolEventInfo;
+  'pool:error': PoolEventInfo & { error: unknown };
   error: { source: string; error: unknown };
+}
+
+/** Pool occupancy at the time of a pool event, and the session concerned. */
+export interface PoolEventInfo {
+  processId: number | undefined;
+  total: number;
+  idle: number;
+  waiting: number;
 }
 
 /** A pooled `pg` client with the fields txkit reads (process id and secret key for cancels). */

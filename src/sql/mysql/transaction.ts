@@ -4,7 +4,7 @@
  */
 import { InvalidArgumentError, TxkitError, UnsupportedFeatureError } from '../../core/errors.js';
 import { Transaction } from '../../core/transaction.js';
-import { MysqlTx } from './adapter.js';
+import { MysqlTx } from './mysql-tx.js';
 import { quoteName, quoteTable } from './names.js';
 
 export type RowKey = string | number | bigint;

@@ -455,6 +455,43 @@ describe.skipIf(!url)('MySQL transactions on the real server', () => {
     });
   });
 
+  it('insertMany: one statement, validated names, first generated id', async () => {
+    const log = `${t}_log`;
+    await db.execute(
+      `CREATE TABLE \`${log}\` (id INT AUTO_INCREMENT PRIMARY KEY, acct INT, amount DECIMAL(15,2))`,
+    );
+    try {
+      const r = await db.transaction((tx) =>
+        tx.insertMany(
+          log,
+          ['acct', 'amount'],
+          [
+            [1, '-100.00'],
+            [2, '100.00'],
+            [3, '0.01'],
+          ],
+        ),
+      );
+      expect(r).toEqual({ rowsAffected: 3, firstInsertId: 1 });
+      expect(await db.query(`SELECT acct, amount FROM \`${log}\` ORDER BY id`)).toEqual([
+        { acct: 1, amount: '-100.00' },
+        { acct: 2, amount: '100.00' },
+        { acct: 3, amount: '0.01' },
+      ]);
+      await db.transaction(async (tx) => {
+        await expect(tx.insertMany(log, ['acct) VALUES (1); --'], [[1]])).rejects.toBeInstanceOf(
+          InvalidIdentifierError,
+        );
+        await expect(tx.insertMany(log, ['acct', 'amount'], [[1]])).rejects.toThrow(
+          /row 0 must be an array of 2/,
+        );
+        expect(await tx.insertMany(log, ['acct'], [])).toEqual({ rowsAffected: 0 });
+      });
+    } finally {
+      await db.execute(`DROP TABLE IF EXISTS \`${log}\``);
+    }
+  });
+
   it('savepoints, and injection through savepoint names or raw SQL is refused', async () => {
     await db.transaction(async (tx) => {
       await tx.execute(`UPDATE \`${t}\` SET v = 1 WHERE id = 1`);

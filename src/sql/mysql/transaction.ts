@@ -56,6 +56,36 @@ export class MysqlTransaction extends Transaction {
   }
 
   /**
+   * Inserts many rows with one `INSERT INTO t (c1, c2) VALUES (…), (…)` statement. Table and
+   * column names are validated and quoted; values are escaped by the driver.
+   *
+   * @example
+   * await tx.insertMany('ledger', ['account_id', 'amount'], [[1, '-100.00'], [2, '100.00']]);
+   */
+  async insertMany(
+    table: string,
+    columns: readonly string[],
+    rows: readonly (readonly unknown[])[],
+  ): Promise<{ rowsAffected: number; firstInsertId?: number | bigint | string }> {
+    const t = quoteTable(table);
+    if (!Array.isArray(columns) || columns.length === 0)
+      throw new InvalidArgumentError('columns must be a non-empty array');
+    const cols = columns.map((c) => quoteName(c, 'column name')).join(', ');
+    if (!Array.isArray(rows)) throw new InvalidArgumentError('rows must be an array of arrays');
+    for (const [i, r] of rows.entries()) {
+      if (!Array.isArray(r) || r.length !== columns.length) {
+        throw new InvalidArgumentError(`row ${i} must be an array of ${columns.length} values`);
+      }
+    }
+    if (rows.length === 0) return { rowsAffected: 0 };
+    const r = await this.execute(`INSERT INTO ${t} (${cols}) VALUES ?`, [rows]);
+    // A multi-row INSERT reports the first generated id.
+    return r.lastInsertId === undefined
+      ? { rowsAffected: r.rowsAffected }
+      : { rowsAffected: r.rowsAffected, firstInsertId: r.lastInsertId };
+  }
+
+  /**
    * Locks the rows of `table` whose `keyColumn` is in `keys`, in one canonical order (one
    * statement that walks the index in key order, keys deduplicated and sorted), so two
    * transactions that lock overlapping sets never wait for each other in a cycle.

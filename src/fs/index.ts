@@ -14,4 +14,5 @@ export * from './integrity.js';
 export * from './lock.js';
 export * from './power-loss.js';
 export * from './process-identity.js';
+export * from './update-file.js';
 export * from './wal/index.js';

@@ -1,24 +1,20 @@
 /**
  * Child process for lock tests. Commands (argv[2]):
- * - `counter <file> <n>`: n times: lock, read number, write number+1 (atomically), unlock.
+ * - `counter <file> <n>`: n times `updateFile(file, n => n + 1)` (one lock per read-modify-write).
  * - `hold <file> <timeoutMs> [staleMs]`: acquire, print `acquired <epoch>`, hold until killed;
  *   prints `compromised …` if the lock is taken over meanwhile.
  */
-import { readFileSync } from 'node:fs';
-import { atomicWriteFile } from '../../../src/fs/atomic-write.js';
 import { FileLockTimeoutError } from '../../../src/fs/errors.js';
 import { lock } from '../../../src/fs/lock.js';
+import { updateFile } from '../../../src/fs/update-file.js';
 
 const [cmd, file, arg] = process.argv.slice(2) as [string, string, string];
 if (cmd === 'counter') {
   for (let i = 0; i < Number(arg); i++) {
-    const l = await lock(file, { timeoutMs: 60_000, pollIntervalMs: 5 });
-    let n = 0;
-    try {
-      n = Number(readFileSync(file, 'utf8'));
-    } catch {}
-    await atomicWriteFile(file, String(n + 1), { durability: 'none' });
-    await l.release();
+    await updateFile(file, (old) => String(Number(old?.toString() ?? 0) + 1), {
+      lock: { timeoutMs: 60_000, pollIntervalMs: 5 },
+      write: { durability: 'none' },
+    });
   }
   process.exit(0);
 } else if (cmd === 'hold') {

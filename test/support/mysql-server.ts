@@ -210,20 +210,11 @@ export async function startPrivateInstance(opts: { extraArgs?: string[] } = {}):
     '--auth-root-authentication-method=normal',
     '--skip-test-db',
   ]);
-  const port = await freePort();
-  const info: PrivateInfo = {
-    binary,
-    dir,
-    port,
-    socket: join(dir, 'mysqld.sock'),
-    pidFile: join(dir, 'mysqld.pid'),
-    args: [],
-  };
-  info.args = [
+  const argsFor = (info: PrivateInfo): string[] => [
     '--no-defaults',
     `--datadir=${dataDir}`,
     `--socket=${info.socket}`,
-    `--port=${port}`,
+    `--port=${info.port}`,
     '--bind-address=127.0.0.1',
     `--user=${user}`,
     `--pid-file=${info.pidFile}`,
@@ -235,7 +226,26 @@ export async function startPrivateInstance(opts: { extraArgs?: string[] } = {}):
     '--max-connections=300',
     ...(opts.extraArgs ?? []),
   ];
-  await launch(info);
+  const info: PrivateInfo = {
+    binary,
+    dir,
+    port: 0,
+    socket: join(dir, 'mysqld.sock'),
+    pidFile: join(dir, 'mysqld.pid'),
+    args: [],
+  };
+  // The free port may be taken between probing and binding: try another one.
+  for (let attempt = 1; ; attempt++) {
+    info.port = await freePort();
+    info.args = argsFor(info);
+    try {
+      await launch(info);
+      break;
+    } catch (err) {
+      if (attempt >= 3) throw err;
+    }
+  }
+  const port = info.port;
 
   const password = 'txkit-test-pw';
   const sql = `

@@ -248,4 +248,45 @@ describe('lock', () => {
       await killed(holder);
     }
   });
+
+  it('property: random try-acquire/release sequences match the reader-writer model exactly', async () => {
+    const cmd = fc.oneof(
+      fc.record({
+        op: fc.constant('acquire' as const),
+        who: fc.nat(3),
+        mode: fc.constantFrom('shared', 'exclusive'),
+      }),
+      fc.record({ op: fc.constant('release' as const), who: fc.nat(3) }),
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.array(cmd, { minLength: 1, maxLength: 25 }), async (cmds) => {
+        const f = join(tempDir(), 'data');
+        const held = new Map<number, LockHandle>();
+        let lastEpoch = 0;
+        for (const c of cmds) {
+          if (c.op === 'release') {
+            await held.get(c.who)?.release();
+            held.delete(c.who);
+            continue;
+          }
+          if (held.has(c.who)) continue; // one handle per actor
+          const modes = [...held.values()].map((h) => h.mode);
+          const allowed = c.mode === 'shared' ? !modes.includes('exclusive') : modes.length === 0;
+          const h = await tryLock(f, { mode: c.mode as 'shared' | 'exclusive' });
+          expect(h !== null).toBe(allowed);
+          if (h) {
+            if (h.mode === 'exclusive') {
+              expect(h.fencingToken).toBeGreaterThan(lastEpoch); // fencing tokens only grow
+              lastEpoch = h.fencingToken;
+            }
+            held.set(c.who, h);
+          }
+          expect(await isLocked(f)).toBe(held.size > 0);
+        }
+        for (const h of held.values()) await h.release();
+        expect(await isLocked(f)).toBe(false);
+      }),
+      { numRuns: 40 },
+    );
+  });
 });

@@ -17,6 +17,7 @@ import {
   ReadOnlyTransactionError,
   StatementTimeoutError,
   TransactionAbortedError,
+  TransactionCancelledError,
   TransactionClosedError,
   TransactionRolledBackError,
   TransactionTimeoutError,
@@ -303,6 +304,21 @@ describe.skipIf(!PG_URL)('postgres adapter (real server)', () => {
       [tdb.name],
     );
     expect(rows).toEqual([]);
+  });
+
+  it('an AbortSignal cancels the running statement on the server too', async () => {
+    const ac = new AbortController();
+    const started = performance.now();
+    const running = db.transaction(
+      async (tx) => {
+        setImmediate(() => ac.abort(new Error('user left')));
+        await tx.query('SELECT pg_sleep(20)');
+      },
+      { signal: ac.signal },
+    );
+    const e = await rejection(running);
+    expect(e).toBeInstanceOf(TransactionCancelledError);
+    expect(performance.now() - started).toBeLessThan(5_000);
   });
 
   it('connection lost after COMMIT was sent → CommitOutcomeUnknownError (state unknown, never retried)', async () => {

@@ -26,6 +26,11 @@ export interface RetryPolicy {
   retryOn?: (err: unknown, attempt: number) => boolean;
   /** Random source in [0, 1), injectable for tests. */
   random?: () => number;
+  /**
+   * The work is safe to apply twice, so an unknown commit outcome (`E_COMMIT_UNKNOWN`) may
+   * be retried too. Default false: an unknown outcome is never retried, whatever `retryOn` says.
+   */
+  idempotent?: boolean;
 }
 
 export type ResolvedRetryPolicy = Required<Omit<RetryPolicy, 'retryOn'>> & {
@@ -41,6 +46,7 @@ export const DEFAULT_RETRY: Readonly<ResolvedRetryPolicy> = Object.freeze({
   jitterRatio: 0.1,
   retryOn: (err: unknown) => isRetryable(err),
   random: Math.random,
+  idempotent: false,
 });
 
 const JITTERS: readonly Jitter[] = ['none', 'proportional', 'full'];
@@ -80,6 +86,9 @@ export function resolveRetry(option: RetryPolicy | boolean | undefined): Resolve
       `retry.jitter must be one of ${JITTERS.join(', ')}, got ${String(option.jitter)}`,
     );
   }
+  if (option.idempotent !== undefined && typeof option.idempotent !== 'boolean') {
+    throw new InvalidOptionError(`retry.idempotent must be true or false, got ${String(option.idempotent)}`);
+  }
   for (const fn of ['retryOn', 'random'] as const) {
     if (option[fn] !== undefined && typeof option[fn] !== 'function') {
       throw new InvalidOptionError(`retry.${fn} must be a function`);
@@ -88,6 +97,17 @@ export function resolveRetry(option: RetryPolicy | boolean | undefined): Resolve
   const resolved = { ...DEFAULT_RETRY } as ResolvedRetryPolicy;
   for (const [k, v] of Object.entries(option)) if (v !== undefined) (resolved as any)[k] = v;
   return resolved;
+}
+
+/**
+ * Whether `err`, thrown by attempt number `attempt`, may be retried under `policy`. An
+ * unknown commit outcome is retried only for idempotent work: the first attempt may
+ * have committed.
+ */
+export function mayRetry(policy: ResolvedRetryPolicy, err: unknown, attempt: number): boolean {
+  if (attempt >= policy.maxAttempts) return false;
+  if (!policy.idempotent && (err as { code?: unknown } | null)?.code === 'E_COMMIT_UNKNOWN') return false;
+  return policy.retryOn(err, attempt);
 }
 
 /** Delay in ms before retry number `retryIndex` (0 for the first retry). */
@@ -136,7 +156,7 @@ export async function withRetry<T>(
     try {
       return await attempt(n);
     } catch (err) {
-      if (!policy || n >= policy.maxAttempts || !policy.retryOn(err, n) || hooks.signal?.aborted) {
+      if (!policy || hooks.signal?.aborted || !mayRetry(policy, err, n)) {
         if (policy && err !== null && typeof err === 'object') {
           try {
             (err as { attempts?: number }).attempts = n;

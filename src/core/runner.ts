@@ -16,7 +16,7 @@ import {
 } from './errors.js';
 import { type ResolvedOptions, rollsBack } from './options.js';
 import type { ResourceTx } from './resource.js';
-import { retryDelay, waitFor } from './retry.js';
+import { mayRetry, retryDelay, waitFor } from './retry.js';
 import { type Engine, newTxId, PhysicalTransaction, type Transaction } from './transaction.js';
 
 /** Creates the scope objects; a backend may use a subclass of Transaction with extra methods. */
@@ -225,7 +225,7 @@ async function runOwned<T>(
     let decided: [unknown, boolean] | undefined;
     const willRetry: WillRetry = (err) => {
       if (decided?.[0] !== err) {
-        decided = [err, attempt < policy.maxAttempts && !o.signal?.aborted && policy.retryOn(err, attempt)];
+        decided = [err, !o.signal?.aborted && mayRetry(policy, err, attempt)];
       }
       return decided![1];
     };

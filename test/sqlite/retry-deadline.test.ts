@@ -2,6 +2,7 @@ import diagnostics from 'node:diagnostics_channel';
 import { describe, expect, it } from 'vitest';
 import {
   BusyError,
+  CommitOutcomeUnknownError,
   DeadlockError,
   SerializationFailureError,
   TransactionTimeoutError,
@@ -76,6 +77,29 @@ describe('retry', () => {
       ),
     ).rejects.toThrow('余额不足');
     expect(calls).toBe(2);
+  });
+
+  it('never retries an unknown commit outcome unless the work is marked idempotent', async () => {
+    const db = openDb();
+    const unknown = () => new CommitOutcomeUnknownError('connection lost after COMMIT was sent');
+    let calls = 0;
+    await expect(
+      db.transaction(
+        async () => {
+          calls++;
+          throw unknown();
+        },
+        { retry: { retryOn: () => true, baseDelayMs: 1 } },
+      ),
+    ).rejects.toMatchObject({ code: 'E_COMMIT_UNKNOWN' });
+    expect(calls).toBe(1);
+    await db.transaction(
+      async () => {
+        if (++calls < 3) throw unknown();
+      },
+      { retry: { retryOn: () => true, idempotent: true, baseDelayMs: 1 } },
+    );
+    expect(calls).toBe(3);
   });
 
   it('stops after maxAttempts and attaches the attempt count to the last error', async () => {

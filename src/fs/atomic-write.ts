@@ -163,7 +163,14 @@ async function replace(fs: FsAdapter, target: string, data: AtomicWriteData, o: 
       step = 'chmod temp file';
       await file.chmod(existing.mode); // open() applied the umask; keep the old mode exactly
     }
-    if (existing && (o.chown ?? true) && process.getuid?.() === 0) {
+    const uid = process.getuid?.();
+    // As root, give the new file the old owner (a new file is owned by us: skip when equal).
+    if (
+      existing &&
+      (o.chown ?? true) &&
+      uid === 0 &&
+      (existing.uid !== uid || existing.gid !== process.getgid?.())
+    ) {
       step = 'chown temp file';
       await file.chown(existing.uid, existing.gid).catch(() => {}); // as write-file-atomic: best effort
     }

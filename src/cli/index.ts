@@ -42,6 +42,7 @@ const groups: [name: string, driver: string, load: () => Promise<{ register(p: C
   ['sqlite', 'better-sqlite3', () => import('./sqlite.js')],
   ['pg', 'pg', () => import('./pg.js')],
   ['mysql', 'mysql2', () => import('./mysql.js')],
+  ['redis', 'ioredis', () => import('./redis.js')],
   ['fs', '', () => import('./fs.js')],
 ];
 for (const [name, driver, load] of groups) {

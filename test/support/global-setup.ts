@@ -28,7 +28,13 @@ export async function setup(): Promise<void> {
     const file = fileURLToPath(new URL(`./${name}-server.ts`, import.meta.url));
     if (!existsSync(file)) continue;
     const mod = (await import(file)) as { startServer(): Promise<StartedServer | undefined> };
-    const server = await mod.startServer();
+    let server: StartedServer | undefined;
+    try {
+      server = await mod.startServer();
+    } catch (err) {
+      await teardown(); // a failed setup gets no teardown call: stop what already started
+      throw err;
+    }
     if (!server) {
       if (process.env.CI === 'true') {
         throw new Error(`CI=true and no ${name} server could be had: install it or set its TXKIT_*_URL`);
@@ -42,5 +48,5 @@ export async function setup(): Promise<void> {
 }
 
 export async function teardown(): Promise<void> {
-  for (const server of started.reverse()) await server.stop().catch(() => {});
+  for (const server of started.splice(0).reverse()) await server.stop().catch(() => {});
 }

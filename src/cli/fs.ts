@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { decodeJournal } from '../fs/file-tx/journal.js';
 import { fsTransaction, stateOf } from '../fs/file-tx/manager.js';
-import { breakLock, lockStatus } from '../fs/lock.js';
+import { breakLock, lockStatus } from '../fs/lock-admin.js';
 import { readWal, verifyWal } from '../fs/wal/reader.js';
 
 export const FS_EXIT = Object.freeze({ ok: 0, failed: 1, usage: 2, corrupt: 3, locked: 4, intervention: 5 });

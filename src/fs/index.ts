@@ -12,6 +12,8 @@ export * from './file-tx/index.js';
 export * from './fs-adapter.js';
 export * from './integrity.js';
 export * from './lock.js';
+export * from './lock-admin.js';
+export * from './lock-many.js';
 export * from './power-loss.js';
 export * from './process-identity.js';
 export * from './update-file.js';

@@ -1,7 +1,7 @@
 /**
  * Cross-process lease locks (shared/exclusive) on a lock directory next to the target.
  *
- * Layout of `<target>.lock/`:
+ * Layout of `<target>.lock/` (entries in lock-entries.ts):
  * - `x.<epoch>`: the exclusive slot. Each writer *creates* the next epoch with `link()`,
  *   which fails with EEXIST when someone else got there first, so a takeover of a dead
  *   owner's lock can be won by exactly one process. The epoch is the fencing token.
@@ -15,28 +15,27 @@
  * the exclusive slot again, so a reader and a writer can never both get in.
  */
 import { randomUUID } from 'node:crypto';
-import { basename, dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { InvalidArgumentError, InvalidOptionError, TransactionCancelledError } from '../core/errors.js';
+import { InvalidOptionError, TransactionCancelledError } from '../core/errors.js';
 import { classifyFsError, errnoOf, FileLockTimeoutError, LockCompromisedError } from './errors.js';
 import { fsEvents } from './events.js';
 import { type FsAdapter, nodeFs } from './fs-adapter.js';
-import { currentProcess, ownerLiveness, type ProcessIdentity } from './process-identity.js';
+import {
+  type Entry,
+  epochName,
+  freeReason,
+  type LockMode,
+  lockPathFor,
+  MODES,
+  type OwnerRecord,
+  ownerRecord,
+  publish,
+  readEntry,
+  scan,
+} from './lock-entries.js';
 
-export type LockMode = 'shared' | 'exclusive';
-
-/** What a lock entry says about its holder. */
-export interface OwnerRecord extends ProcessIdentity {
-  token: string;
-  mode: LockMode;
-  acquiredAt: string;
-  /** Exclusive slot number: increases with every exclusive acquisition (fencing token). */
-  epoch?: number;
-  /** The exclusive slot was released (or broken by an operator). */
-  released?: boolean;
-  /** Optional label for humans (`txkit fs lock status`). */
-  label?: string;
-}
+export { freeReason, type LockMode, lockPathFor, type OwnerRecord } from './lock-entries.js';
 
 export interface LockOptions {
   /** `'exclusive'` (default) or `'shared'`. */
@@ -76,11 +75,7 @@ export interface LockHandle {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
-const MODES: readonly LockMode[] = ['shared', 'exclusive'];
-const EPOCH_DIGITS = 16;
-const epochName = (n: number) => `x.${String(n).padStart(EPOCH_DIGITS, '0')}`;
-
-interface Resolved {
+export interface Resolved {
   mode: LockMode;
   timeoutMs: number;
   pollIntervalMs: number;
@@ -88,7 +83,7 @@ interface Resolved {
   updateMs: number;
 }
 
-function resolveOptions(o: LockOptions): Resolved {
+export function resolveOptions(o: LockOptions): Resolved {
   const mode = o.mode ?? 'exclusive';
   if (!MODES.includes(mode))
     throw new InvalidOptionError(`lock: mode must be 'shared' or 'exclusive', got ${String(mode)}`);
@@ -107,104 +102,6 @@ function resolveOptions(o: LockOptions): Resolved {
     staleMs,
     updateMs: Math.min(num('updateMs', o.updateMs, staleMs / 2, 10), staleMs / 2),
   };
-}
-
-/** The lock directory for `target`: `<realpath(target)>.lock`, so aliases share one lock. */
-export async function lockPathFor(target: string, fs: FsAdapter = nodeFs): Promise<string> {
-  if (typeof target !== 'string' || target.length === 0) {
-    throw new InvalidArgumentError('lock: path must be a non-empty string');
-  }
-  const abs = resolve(target);
-  try {
-    return `${await fs.realpath(abs)}.lock`;
-  } catch {
-    try {
-      return join(await fs.realpath(dirname(abs)), `${basename(abs)}.lock`);
-    } catch {
-      return `${abs}.lock`;
-    }
-  }
-}
-
-interface Entry {
-  record: OwnerRecord | undefined;
-  mtimeMs: number;
-}
-
-/** Reads the lock directory: epochs (ascending) and reader entry names. */
-async function scan(fs: FsAdapter, dir: string): Promise<{ epochs: number[]; readers: string[] }> {
-  let names: string[];
-  try {
-    names = await fs.readdir(dir);
-  } catch (err) {
-    if (errnoOf(err) === 'ENOENT') return { epochs: [], readers: [] };
-    throw err;
-  }
-  const epochs: number[] = [];
-  const readers: string[] = [];
-  for (const n of names) {
-    if (n.startsWith('x.') && /^x\.\d+$/.test(n)) epochs.push(Number(n.slice(2)));
-    else if (n.startsWith('r.')) readers.push(n);
-  }
-  epochs.sort((a, b) => a - b);
-  return { epochs, readers };
-}
-
-async function readEntry(fs: FsAdapter, path: string): Promise<Entry | undefined> {
-  try {
-    const st = await fs.stat(path);
-    let record: OwnerRecord | undefined;
-    try {
-      record = JSON.parse((await fs.readFile(path)).toString('utf8')) as OwnerRecord;
-    } catch (err) {
-      if (errnoOf(err) === 'ENOENT') return undefined;
-      record = undefined; // unreadable: held until its mtime is old
-    }
-    return { record, mtimeMs: st.mtimeMs };
-  } catch (err) {
-    if (errnoOf(err) === 'ENOENT') return undefined;
-    throw err;
-  }
-}
-
-/** Why an entry no longer excludes anyone, or undefined when it is held. */
-export function freeReason(entry: Entry | undefined, staleMs: number, now = Date.now()): string | undefined {
-  if (!entry) return 'absent';
-  const r = entry.record;
-  if (r?.released) return 'released';
-  if (r && ownerLiveness(r) === 'dead') return `owner pid ${r.pid} on ${r.hostname} is gone`;
-  if (now - entry.mtimeMs > staleMs) return `no heartbeat for ${Math.round(now - entry.mtimeMs)} ms`;
-  return undefined;
-}
-
-async function publish(
-  fs: FsAdapter,
-  dir: string,
-  name: string,
-  record: OwnerRecord,
-  how: 'link' | 'rename',
-) {
-  const tmp = join(dir, `.t.${record.token}.${Math.random().toString(36).slice(2)}`);
-  const f = await fs.open(tmp, 'wx', 0o644);
-  try {
-    const buf = Buffer.from(JSON.stringify(record));
-    await f.write(buf, 0, buf.length, 0);
-  } finally {
-    await f.close();
-  }
-  try {
-    if (how === 'link') await fs.link(tmp, join(dir, name));
-    else await fs.rename(tmp, join(dir, name));
-  } finally {
-    if (how === 'link') await fs.unlink(tmp).catch(() => {});
-  }
-}
-
-function ownerRecord(token: string, mode: LockMode, label: string | undefined, epoch?: number): OwnerRecord {
-  const rec: OwnerRecord = { ...currentProcess(), token, mode, acquiredAt: new Date().toISOString() };
-  if (epoch !== undefined) rec.epoch = epoch;
-  if (label !== undefined) rec.label = label;
-  return rec;
 }
 
 type Attempt = { ok: true; epoch: number; entry: string; previous?: Entry } | { ok: false; holder?: unknown };
@@ -316,7 +213,8 @@ export async function tryLock(
   }
 }
 
-async function acquireAt(
+/** Acquires the lock directory `dir` (used by lockMany). */
+export async function acquireAt(
   fs: FsAdapter,
   dir: string,
   r: Resolved,
@@ -508,148 +406,3 @@ class Handle implements LockHandle {
 }
 
 export type { Handle as LeaseLockHandle };
-
-/** One lock request for {@link lockMany}. */
-export interface LockRequest {
-  path: string;
-  mode?: LockMode;
-}
-
-/** Several locks held together; `release()` releases them in reverse order. */
-export interface MultiLockHandle {
-  readonly handles: readonly LockHandle[];
-  release(): Promise<void>;
-  [Symbol.asyncDispose](): Promise<void>;
-}
-
-/**
- * Takes several locks in one canonical order (sorted lock paths), so two callers asking for
- * the same set in different orders cannot deadlock. `timeoutMs` covers the whole batch; on
- * any failure the locks already taken are released in reverse order.
- */
-export async function lockMany(
-  requests: readonly LockRequest[],
-  options: Omit<LockOptions, 'mode' | 'lockPath'> = {},
-) {
-  const r = resolveOptions(options);
-  const fs = options.fs ?? nodeFs;
-  const deadline = performance.now() + r.timeoutMs;
-  const byDir = new Map<string, LockMode>();
-  for (const q of requests) {
-    const dir = await lockPathFor(q.path, fs);
-    const mode = q.mode ?? 'exclusive';
-    if (!MODES.includes(mode)) throw new InvalidOptionError(`lockMany: mode must be 'shared' or 'exclusive'`);
-    if (byDir.get(dir) !== 'exclusive') byDir.set(dir, mode); // same lock twice: the stronger mode
-  }
-  const dirs = [...byDir.keys()].sort();
-  const held: LockHandle[] = [];
-  const releaseAll = async () => {
-    const errors: unknown[] = [];
-    for (const h of [...held].reverse()) await h.release().catch((e) => errors.push(e));
-    if (errors.length) throw errors[0];
-  };
-  try {
-    for (const dir of dirs) {
-      held.push(await acquireAt(fs, dir, { ...r, mode: byDir.get(dir)! }, options, deadline));
-    }
-  } catch (err) {
-    await releaseAll().catch(() => {});
-    throw err;
-  }
-  const multi: MultiLockHandle = {
-    handles: held,
-    release: releaseAll,
-    [Symbol.asyncDispose]: releaseAll,
-  };
-  return multi;
-}
-
-/** What is in a lock directory, for `txkit fs lock status` and `isLocked`. */
-export interface LockStatus {
-  lockPath: string;
-  /** The newest exclusive slot, when there is one. */
-  exclusive?: {
-    epoch: number;
-    owner: OwnerRecord | undefined;
-    heartbeatAgeMs: number;
-    free: string | undefined;
-  };
-  readers: { owner: OwnerRecord | undefined; heartbeatAgeMs: number; stale: string | undefined }[];
-  /** True when a live holder (or waiting writer) is in. */
-  locked: boolean;
-}
-
-/** Reads a lock directory (`<target>.lock`, or a lock directory itself). */
-export async function lockStatus(pathOrLockDir: string, options: { staleMs?: number; fs?: FsAdapter } = {}) {
-  const fs = options.fs ?? nodeFs;
-  const staleMs = options.staleMs ?? 10_000;
-  const dir = pathOrLockDir.endsWith('.lock') ? resolve(pathOrLockDir) : await lockPathFor(pathOrLockDir, fs);
-  const { epochs, readers } = await scan(fs, dir);
-  const now = Date.now();
-  const status: LockStatus = { lockPath: dir, readers: [], locked: false };
-  const m = epochs.at(-1);
-  if (m !== undefined) {
-    const e = await readEntry(fs, join(dir, epochName(m)));
-    const free = freeReason(e, staleMs, now);
-    status.exclusive = { epoch: m, owner: e?.record, heartbeatAgeMs: e ? now - e.mtimeMs : 0, free };
-    if (!free) status.locked = true;
-  }
-  for (const name of readers) {
-    const e = await readEntry(fs, join(dir, name));
-    if (!e) continue;
-    const stale = freeReason(e, staleMs, now);
-    status.readers.push({ owner: e.record, heartbeatAgeMs: now - e.mtimeMs, stale });
-    if (!stale) status.locked = true;
-  }
-  return status;
-}
-
-/** True when any process (this one included) holds `target`'s lock. */
-export async function isLocked(
-  target: string,
-  options: { staleMs?: number; fs?: FsAdapter } = {},
-): Promise<boolean> {
-  return (await lockStatus(target, options)).locked;
-}
-
-/**
- * Operator break: ends the current holders. Refuses a live (non-stale) lock unless
- * `force`. The exclusive slot is ended by creating the next epoch as `released` (so the
- * old holder's heartbeat sees it lost), never by deleting a record.
- */
-export async function breakLock(
-  pathOrLockDir: string,
-  options: { force?: boolean; staleMs?: number; fs?: FsAdapter } = {},
-): Promise<{ broken: number }> {
-  const fs = options.fs ?? nodeFs;
-  const status = await lockStatus(pathOrLockDir, options);
-  if (status.locked && !options.force) {
-    throw new FileLockTimeoutError(
-      `lock ${status.lockPath} is held by a live owner; use force to break it`,
-      status,
-    );
-  }
-  let broken = 0;
-  const ex = status.exclusive;
-  if (ex && !ex.owner?.released) {
-    const rec = {
-      ...ownerRecord(randomUUID(), 'exclusive', 'broken by operator', ex.epoch + 1),
-      released: true,
-    };
-    try {
-      await publish(fs, status.lockPath, epochName(ex.epoch + 1), rec, 'link');
-      broken++;
-    } catch (err) {
-      if (errnoOf(err) !== 'EEXIST') throw err;
-    }
-  }
-  for (const r of status.readers) {
-    if (r.owner?.token) {
-      await fs.unlink(join(status.lockPath, `r.${r.owner.token}`)).then(
-        () => broken++,
-        () => {},
-      );
-    }
-  }
-  return { broken };
-}

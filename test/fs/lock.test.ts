@@ -5,15 +5,9 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { FileLockTimeoutError, LockCompromisedError } from '../../src/fs/errors.js';
 import { fsEvents } from '../../src/fs/events.js';
-import {
-  breakLock,
-  isLocked,
-  type LockHandle,
-  lock,
-  lockMany,
-  lockStatus,
-  tryLock,
-} from '../../src/fs/lock.js';
+import { type LockHandle, lock, tryLock } from '../../src/fs/lock.js';
+import { breakLock, isLocked, lockStatus } from '../../src/fs/lock-admin.js';
+import { lockMany } from '../../src/fs/lock-many.js';
 import { currentProcess } from '../../src/fs/process-identity.js';
 import { killed, runToEnd, spawnChild, waitForLine } from './spawn.js';
 import { useTempDir } from './tmpdir.js';

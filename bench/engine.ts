@@ -1,0 +1,177 @@
+/**
+ * The engine's own overhead: the same five-statement transaction through `db.transaction()`
+ * over a trivial in-memory asynchronous Resource (every call resolves on a microtask), and
+ * made directly against that Resource. The difference is what txkit costs per transaction
+ * on an asynchronous driver (pg, mysql2), without any network in the way.
+ *
+ *   npx tsx bench/engine.ts      (TXKIT_BENCH_TX=50000 TXKIT_BENCH_ROUNDS=7 to change the size)
+ *
+ * Rounds alternate between the two so drift in a loaded machine hits both alike; medians of
+ * wall time and of this process's CPU time (`process.cpuUsage`) per transaction are printed.
+ * The direct side also runs with AsyncLocalStorage's promise hooks enabled (once txkit has
+ * run they stay on in the process), as they would be in an application that uses txkit.
+ */
+import { Database } from '../src/core/database.js';
+import { TxkitError } from '../src/core/errors.js';
+import type {
+  BeginRequest,
+  Capabilities,
+  ExecuteResult,
+  Resource,
+  ResourceTx,
+} from '../src/core/resource.js';
+
+const TX = Number(process.env.TXKIT_BENCH_TX ?? 50_000);
+const ROUNDS = Number(process.env.TXKIT_BENCH_ROUNDS ?? 7);
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+const ROWS = [{ abalance: 0 }];
+const DONE: ExecuteResult = { rowsAffected: 1 };
+
+/** A transaction whose every call resolves on a microtask, like a driver that already has the reply. */
+class MemoryTx implements ResourceTx {
+  readonly isolation = 'read committed' as const;
+  readonly readOnly = false;
+  query<T>(): Promise<T[]> {
+    return Promise.resolve(ROWS as T[]);
+  }
+  execute(): Promise<ExecuteResult> {
+    return Promise.resolve(DONE);
+  }
+  savepoint(): Promise<void> {
+    return Promise.resolve();
+  }
+  rollbackTo(): Promise<void> {
+    return Promise.resolve();
+  }
+  release(): Promise<void> {
+    return Promise.resolve();
+  }
+  commit(): Promise<void> {
+    return Promise.resolve();
+  }
+  rollback(): Promise<void> {
+    return Promise.resolve();
+  }
+  usableAfterError(): boolean {
+    return false;
+  }
+}
+
+const level = { effective: 'read committed', prevents: [] } as const;
+const capabilities: Capabilities = {
+  isolation: {
+    'read uncommitted': level,
+    'read committed': level,
+    'repeatable read': level,
+    serializable: level,
+  },
+  defaultIsolation: 'read committed',
+  savepoints: true,
+  readOnly: true,
+  deferrable: false,
+  twoPhase: false,
+  concurrentTransactions: true,
+  statementErrorAbortsTransaction: true,
+};
+
+class MemoryResource implements Resource {
+  readonly kind = 'memory';
+  readonly capabilities = capabilities;
+  begin(_req: BeginRequest): Promise<ResourceTx> {
+    return Promise.resolve(new MemoryTx());
+  }
+  query<T>(): Promise<T[]> {
+    return Promise.resolve(ROWS as T[]);
+  }
+  execute(): Promise<ExecuteResult> {
+    return Promise.resolve(DONE);
+  }
+  classify(err: unknown): TxkitError {
+    return err instanceof TxkitError ? err : new TxkitError('E_DATABASE', String(err), { cause: err });
+  }
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+const SQL = {
+  updAccount: 'UPDATE accounts SET abalance = abalance + $1 WHERE aid = $2',
+  selAccount: 'SELECT abalance FROM accounts WHERE aid = $1',
+  updTeller: 'UPDATE tellers SET tbalance = tbalance + $1 WHERE tid = $2',
+  updBranch: 'UPDATE branches SET bbalance = bbalance + $1 WHERE bid = $2',
+  insHistory: 'INSERT INTO history (tid, bid, aid, delta) VALUES ($1, $2, $3, $4)',
+};
+
+type Unit = (i: number) => Promise<unknown>;
+
+function viaTxkit(): Unit {
+  const db = new Database(new MemoryResource());
+  return (i) =>
+    db.transaction(async (tx) => {
+      await tx.execute(SQL.updAccount, [i, i]);
+      await tx.query(SQL.selAccount, [i]);
+      await tx.execute(SQL.updTeller, [i, 1]);
+      await tx.execute(SQL.updBranch, [i, 1]);
+      await tx.execute(SQL.insHistory, [1, 1, i, i]);
+    });
+}
+
+/** What a careful hand-written transaction does: begin, the statements, commit or roll back. */
+function direct(): Unit {
+  const resource = new MemoryResource();
+  const req: BeginRequest = { txId: '', readOnly: false, deferrable: false, suspended: [], extra: {} };
+  return async (i) => {
+    const t = await resource.begin(req);
+    try {
+      await t.execute(SQL.updAccount, [i, i]);
+      await t.query(SQL.selAccount, [i]);
+      await t.execute(SQL.updTeller, [i, 1]);
+      await t.execute(SQL.updBranch, [i, 1]);
+      await t.execute(SQL.insHistory, [1, 1, i, i]);
+      await t.commit();
+    } catch (err) {
+      await t.rollback();
+      throw err;
+    }
+  };
+}
+
+interface Sample {
+  wallUs: number;
+  cpuUs: number;
+}
+
+async function round(unit: Unit): Promise<Sample> {
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  for (let i = 0; i < TX; i++) await unit(i);
+  const wallUs = ((performance.now() - t0) * 1000) / TX;
+  const cpu = process.cpuUsage(cpu0);
+  return { wallUs, cpuUs: (cpu.user + cpu.system) / TX };
+}
+
+async function main(): Promise<void> {
+  const units = { txkit: viaTxkit(), direct: direct() };
+  // Warm both paths up (JIT), then alternate.
+  for (const u of Object.values(units)) for (let i = 0; i < 20_000; i++) await u(i);
+  const results: Record<'txkit' | 'direct', Sample[]> = { txkit: [], direct: [] };
+  for (let r = 0; r < ROUNDS; r++) {
+    results.direct.push(await round(units.direct));
+    results.txkit.push(await round(units.txkit));
+  }
+  const wall = (k: keyof typeof results) => median(results[k].map((x) => x.wallUs));
+  const cpu = (k: keyof typeof results) => median(results[k].map((x) => x.cpuUs));
+  const fmt = (n: number) => n.toFixed(2).padStart(8);
+  console.log(`engine overhead: 5 statements/tx, ${TX} tx × ${ROUNDS} rounds, in-memory async resource`);
+  console.log('                wall µs/tx   cpu µs/tx');
+  console.log(`direct          ${fmt(wall('direct'))}    ${fmt(cpu('direct'))}`);
+  console.log(`txkit           ${fmt(wall('txkit'))}    ${fmt(cpu('txkit'))}`);
+  console.log(
+    `txkit overhead  ${fmt(wall('txkit') - wall('direct'))}    ${fmt(cpu('txkit') - cpu('direct'))}` +
+      `   (direct/txkit throughput ratio ${(wall('direct') / wall('txkit')).toFixed(3)})`,
+  );
+}
+
+await main();

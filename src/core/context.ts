@@ -14,8 +14,14 @@ export interface Frame {
   readonly suspended: readonly ResourceTx[];
 }
 
+/**
+ * One frame per runInFrame call, linked to the store it was entered from: entering a
+ * scope allocates one small object instead of copying every database's frame.
+ */
 interface Store {
-  readonly frames: ReadonlyMap<object, Frame>;
+  readonly db: object;
+  readonly frame: Frame;
+  readonly outer: Store | undefined;
   readonly innermost: Transaction | undefined;
 }
 
@@ -27,15 +33,14 @@ const NO_FRAME: Frame = Object.freeze({
 
 /** The frame of `db` in the current async context. */
 export function frameOf(db: object): Frame {
-  return storage.getStore()?.frames.get(db) ?? NO_FRAME;
+  for (let s = storage.getStore(); s; s = s.outer) if (s.db === db) return s.frame;
+  return NO_FRAME;
 }
 
 /** Runs `fn` with `frame` as `db`'s frame; other databases' frames are unchanged. */
 export function runInFrame<T>(db: object, frame: Frame, fn: () => T): T {
   const store = storage.getStore();
-  const frames = new Map(store?.frames);
-  frames.set(db, frame);
-  return storage.run({ frames, innermost: frame.tx ?? store?.innermost }, fn);
+  return storage.run({ db, frame, outer: store, innermost: frame.tx ?? store?.innermost }, fn);
 }
 
 /**
@@ -50,6 +55,6 @@ export function runInFrame<T>(db: object, frame: Frame, fn: () => T): T {
 export function currentTransaction(db?: object): Transaction | undefined {
   const store = storage.getStore();
   if (!store) return undefined;
-  const tx = db ? store.frames.get(db)?.tx : store.innermost;
+  const tx = db ? frameOf(db).tx : store.innermost;
   return tx?.isOpen ? tx : undefined;
 }

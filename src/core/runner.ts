@@ -15,7 +15,7 @@ import {
   TxkitError,
 } from './errors.js';
 import { type ResolvedOptions, rollsBack } from './options.js';
-import type { ResourceTx } from './resource.js';
+import type { BeginRequest, ResourceTx } from './resource.js';
 import { mayRetry, retryDelay, waitFor } from './retry.js';
 import { type Engine, newTxId, PhysicalTransaction, type Transaction } from './transaction.js';
 
@@ -213,14 +213,24 @@ async function releaseScope(engine: RunnerEngine, child: Transaction, original: 
 }
 
 /** A new physical transaction owned by this call: the only place that retries. */
-async function runOwned<T>(
+function runOwned<T>(
   engine: RunnerEngine,
   fn: Body<T>,
   o: ResolvedOptions,
   suspended: readonly ResourceTx[],
 ): Promise<T> {
-  const policy = o.retry;
-  if (!policy) return attemptOwned(engine, fn, o, suspended, 1, NEVER_RETRY);
+  return o.retry
+    ? runRetrying(engine, fn, o, suspended, o.retry)
+    : attemptOwned(engine, fn, o, suspended, 1, NEVER_RETRY);
+}
+
+async function runRetrying<T>(
+  engine: RunnerEngine,
+  fn: Body<T>,
+  o: ResolvedOptions,
+  suspended: readonly ResourceTx[],
+  policy: NonNullable<ResolvedOptions['retry']>,
+): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     let decided: [unknown, boolean] | undefined;
     const willRetry: WillRetry = (err) => {
@@ -257,6 +267,11 @@ async function runOwned<T>(
   }
 }
 
+/**
+ * One attempt: begin, run the body in the transaction's frame, commit or roll back. Kept
+ * to a single async frame with as few awaits as the work needs: on asynchronous drivers
+ * every promise (and every await) costs an AsyncLocalStorage hook.
+ */
 async function attemptOwned<T>(
   engine: RunnerEngine,
   fn: Body<T>,
@@ -265,54 +280,88 @@ async function attemptOwned<T>(
   attempt: number,
   willRetry: WillRetry,
 ): Promise<T> {
-  const scope = await beginOwned(engine, o, suspended, attempt);
+  const txId = newTxId();
+  const deadline = o.timeoutMs === undefined ? undefined : performance.now() + o.timeoutMs;
+  let handle: ResourceTx;
+  try {
+    handle = await engine.resource.begin(beginRequest(txId, o, deadline, suspended));
+  } catch (raw) {
+    throw beginFailed(engine, raw);
+  }
+  const scope = openOwned(engine, handle, txId, o, deadline, suspended, attempt);
   const p = scope.physical;
+  const root = scope.root;
+  const frame: Frame = { tx: root, suspended };
   let result: T;
   let stop: (() => void) | undefined;
   try {
-    let body: Promise<T> = runInFrame(engine.key, { tx: scope.root, suspended }, async () => fn(scope.root));
-    if (p.deadline !== undefined || o.signal) {
+    if (deadline === undefined && !o.signal) {
+      result = await runInFrame(engine.key, frame, () => fn(root));
+    } else {
+      let body: Promise<T> = runInFrame(engine.key, frame, async () => fn(root));
       const interrupted = interruption(p, o.signal);
       stop = interrupted.stop;
       body.catch(() => {}); // the body may still fail after an interruption won the race
       body = Promise.race([body, interrupted.promise]);
+      result = await body;
     }
-    result = await body;
   } catch (err) {
     stop?.();
     return failOwned(scope, o, err, willRetry);
   }
   stop?.();
-  await commitOwned(scope, o, willRetry);
+  // The common case (nothing in flight, no hooks, no deadline, nothing that forbids the
+  // commit) goes straight to COMMIT; commitOwned handles everything else.
+  if (
+    p.state === 'active' &&
+    !p.unsettled &&
+    p.hooks.length === 0 &&
+    !p.rollbackOnly &&
+    p.innerFailure === undefined &&
+    p.endedBy === undefined &&
+    deadline === undefined
+  ) {
+    await p.commit(willRetry);
+  } else {
+    await commitOwned(scope, o, willRetry);
+  }
   return result;
 }
 
-/** Begins a physical transaction and its root scope (also used by manual db.begin()). */
-export async function beginOwned(
-  engine: RunnerEngine,
+function beginRequest(
+  txId: string,
   o: ResolvedOptions,
+  deadline: number | undefined,
+  suspended: readonly ResourceTx[],
+): BeginRequest {
+  return {
+    txId,
+    name: o.name,
+    isolation: o.isolation,
+    readOnly: o.readOnly,
+    deferrable: o.deferrable,
+    deadline,
+    suspended,
+    extra: o.extra,
+  };
+}
+
+function beginFailed(engine: RunnerEngine, raw: unknown): TxkitError {
+  const err = engine.resource.classify(raw);
+  engine.metrics.error(err);
+  return err;
+}
+
+/** The physical transaction and its root scope, once the resource has begun. */
+function openOwned(
+  engine: RunnerEngine,
+  handle: ResourceTx,
+  txId: string,
+  o: ResolvedOptions,
+  deadline: number | undefined,
   suspended: readonly ResourceTx[],
   attempt: number,
-): Promise<OwnedScope> {
-  const txId = newTxId();
-  const deadline = o.timeoutMs === undefined ? undefined : performance.now() + o.timeoutMs;
-  let handle: ResourceTx;
-  try {
-    handle = await engine.resource.begin({
-      txId,
-      name: o.name,
-      isolation: o.isolation,
-      readOnly: o.readOnly,
-      deferrable: o.deferrable,
-      deadline,
-      suspended,
-      extra: o.extra,
-    });
-  } catch (raw) {
-    const err = engine.resource.classify(raw);
-    engine.metrics.error(err);
-    throw err;
-  }
+): OwnedScope {
   const p = new PhysicalTransaction(engine, handle, txId, o.name, attempt);
   p.deadline = deadline;
   p.timeoutMs = o.timeoutMs;
@@ -330,6 +379,24 @@ export async function beginOwned(
     });
   }
   return { physical: p, root, suspended };
+}
+
+/** Begins a physical transaction and its root scope (also used by manual db.begin()). */
+export async function beginOwned(
+  engine: RunnerEngine,
+  o: ResolvedOptions,
+  suspended: readonly ResourceTx[],
+  attempt: number,
+): Promise<OwnedScope> {
+  const txId = newTxId();
+  const deadline = o.timeoutMs === undefined ? undefined : performance.now() + o.timeoutMs;
+  let handle: ResourceTx;
+  try {
+    handle = await engine.resource.begin(beginRequest(txId, o, deadline, suspended));
+  } catch (raw) {
+    throw beginFailed(engine, raw);
+  }
+  return openOwned(engine, handle, txId, o, deadline, suspended, attempt);
 }
 
 /**

@@ -84,8 +84,10 @@ export class PhysicalTransaction {
   state: TxState = 'active';
   readonly savepoints = new SavepointStack();
   readonly hooks: Hook[] = [];
-  /** Statements not yet settled (allocated on first use: synchronous drivers never need it). */
-  #pending: Set<Promise<void>> | undefined;
+  /** Statements in flight: commit waits until this is 0 again. */
+  #inFlight = 0;
+  /** Resolved when #inFlight drops to 0; created only when someone waits for that. */
+  #idle: { promise: Promise<void>; resolve: () => void } | undefined;
   /** Failed statements; the ones the caller never awaited fail the commit. */
   #failures: { statement: StatementPromise<unknown>; err: unknown }[] | undefined;
   /** The innermost open scope: only it may run statements or open a nested scope. */
@@ -137,25 +139,32 @@ export class PhysicalTransaction {
       resolve = res;
       reject = rej;
     });
-    this.#pending ??= new Set();
-    const pending = this.#pending;
-    const settled: Promise<void> = p.then(
+    this.#inFlight++;
+    // One reaction per statement, and no bookkeeping promise of its own: on a driver that
+    // answers asynchronously every promise costs an AsyncLocalStorage init hook.
+    p.then(
       (value) => {
-        pending.delete(settled);
+        this.#settled();
         resolve(value);
       },
       (err: unknown) => {
-        pending.delete(settled);
         this.statementFailed(err);
         this.#failures ??= [];
         this.#failures.push({ statement, err });
+        // Handled internally (no unhandled rejection) without counting as the caller observing it.
+        if (!statement.observed) Promise.prototype.then.call(statement, undefined, ignore);
+        this.#settled();
         reject(err);
       },
     );
-    pending.add(settled);
-    // Handled internally (no unhandled rejection) without counting as the caller observing it.
-    Promise.prototype.then.call(statement, undefined, ignore);
     return statement;
+  }
+
+  #settled(): void {
+    if (--this.#inFlight === 0 && this.#idle) {
+      this.#idle.resolve();
+      this.#idle = undefined;
+    }
   }
 
   /** Runs a synchronous statement; a failure is tracked like an asynchronous one. */
@@ -182,12 +191,21 @@ export class PhysicalTransaction {
 
   /** True while a statement is in flight or a failure has not been looked at. */
   get unsettled(): boolean {
-    return (this.#pending !== undefined && this.#pending.size > 0) || this.#failures !== undefined;
+    return this.#inFlight > 0 || this.#failures !== undefined;
   }
 
   /** Waits for statements still in flight; returns the first failure nobody awaited. */
   async drain(): Promise<unknown> {
-    while (this.#pending && this.#pending.size > 0) await Promise.all([...this.#pending]);
+    while (this.#inFlight > 0) {
+      if (!this.#idle) {
+        let resolve!: () => void;
+        const promise = new Promise<void>((res) => {
+          resolve = res;
+        });
+        this.#idle = { promise, resolve };
+      }
+      await this.#idle.promise;
+    }
     const failures = this.#failures;
     if (!failures) return undefined;
     this.#failures = undefined;
@@ -273,34 +291,48 @@ export class PhysicalTransaction {
    * doubt). `willRetry` tells whether a failed commit will be retried (then afterRollback
    * hooks are not run for this attempt).
    */
-  async commit(willRetry: (err: unknown) => boolean): Promise<void> {
+  commit(willRetry: (err: unknown) => boolean): Promise<void> {
     this.state = 'committing';
-    const { engine } = this;
+    let sent: Promise<void>;
     try {
-      await this.handle.commit();
+      sent = this.handle.commit();
     } catch (raw) {
-      const err = engine.resource.classify(raw);
-      err.txId ??= this.id;
-      const durationMs = performance.now() - this.startedAt;
-      this.savepoints.clear();
-      if (err.code === 'E_COMMIT_UNKNOWN') {
-        this.state = 'unknown';
-        engine.metrics.finished('unknown', durationMs);
-        engine.metrics.error(err);
-        engine.events.emit('unknown', {
-          txId: this.id,
-          name: this.name,
-          resource: engine.resource.kind,
-          durationMs,
-          error: err,
-        });
-        this.hooks.length = 0;
-        throw err;
-      }
-      this.state = 'active'; // the resource has rolled back already; do the bookkeeping
-      await this.rollback('error', err, !willRetry(err), true);
+      sent = Promise.reject(raw);
+    }
+    // A plain reaction rather than an async function: one promise less per transaction.
+    return sent.then(
+      () => this.#committed(),
+      (raw: unknown) => this.#commitFailed(raw, willRetry),
+    );
+  }
+
+  async #commitFailed(raw: unknown, willRetry: (err: unknown) => boolean): Promise<never> {
+    const { engine } = this;
+    const err = engine.resource.classify(raw);
+    err.txId ??= this.id;
+    const durationMs = performance.now() - this.startedAt;
+    this.savepoints.clear();
+    if (err.code === 'E_COMMIT_UNKNOWN') {
+      this.state = 'unknown';
+      engine.metrics.finished('unknown', durationMs);
+      engine.metrics.error(err);
+      engine.events.emit('unknown', {
+        txId: this.id,
+        name: this.name,
+        resource: engine.resource.kind,
+        durationMs,
+        error: err,
+      });
+      this.hooks.length = 0;
       throw err;
     }
+    this.state = 'active'; // the resource has rolled back already; do the bookkeeping
+    await this.rollback('error', err, !willRetry(err), true);
+    throw err;
+  }
+
+  #committed(): void {
+    const { engine } = this;
     this.state = 'committed';
     this.savepoints.clear();
     const durationMs = performance.now() - this.startedAt;

@@ -13,13 +13,7 @@ import { type FsAdapter, type FsFile, nodeFs } from '../fs-adapter.js';
 import { type LockHandle, lock } from '../lock.js';
 import { mkdirDurable } from '../mkdir-durable.js';
 import { writevAll } from '../write-all.js';
-import {
-  WalBackpressureError,
-  WalClosedError,
-  WalCorruptionError,
-  WalFailedError,
-  WalLockedError,
-} from './errors.js';
+import { WalBackpressureError, WalClosedError, WalFailedError, WalLockedError } from './errors.js';
 import {
   encodeRecord,
   encodeSegmentHeader,
@@ -28,13 +22,8 @@ import {
   segmentName,
   type WalRecord,
 } from './format.js';
-import {
-  CHECKPOINT_FILE,
-  DEFAULT_MAX_RECORD_BYTES,
-  listSegments,
-  readCheckpoint,
-  scanSegment,
-} from './reader.js';
+import { CHECKPOINT_FILE, DEFAULT_MAX_RECORD_BYTES, scanSegment } from './reader.js';
+import { recoverWalDir, type Segment } from './recovery.js';
 
 export interface WalOptions {
   /** Rotate to a new segment past this size. Default 10 MiB. */
@@ -87,12 +76,6 @@ interface Pending {
   lsn: bigint;
   resolve: () => void;
   reject: (e: unknown) => void;
-}
-
-interface Segment {
-  name: string;
-  seq: bigint;
-  firstLsn: bigint;
 }
 
 const toBytes = (v: string | Uint8Array | undefined) =>
@@ -202,116 +185,25 @@ export class Wal {
   }
 
   async #scan(): Promise<void> {
-    const fs = this.#fs;
-    const cp = await readCheckpoint(fs, this.dir);
-    this.#checkpointLsn = cp ? BigInt(cp.checkpoint_lsn) : 0n;
-    const found = await listSegments(fs, this.dir);
-    let expected: bigint | undefined;
-    for (let i = 0; i < found.length; i++) {
-      const seg = found[i]!;
-      const last = i === found.length - 1;
-      const info = await scanSegment(fs, this.dir, seg, { maxRecordBytes: this.#maxRecord });
-      if (!info.header || info.problem?.headerInvalid) {
-        if (last && info.bytes <= SEGMENT_HEADER_BYTES) {
-          // Crash while creating this segment: its header was never made durable, so no
-          // record in it was ever acknowledged.
-          await fs.unlink(join(this.dir, seg.name));
-          await fs.syncDir(this.dir);
-          continue;
-        }
-        if (await this.#corrupt(found, i, info.problem!.reason, 0, expected ?? 0n)) break;
-        continue;
-      }
-      if (expected !== undefined && info.header.firstLsn !== expected) {
-        if (
-          await this.#corrupt(
-            found,
-            i,
-            `LSN gap: starts at ${info.header.firstLsn}, expected ${expected}`,
-            0,
-            expected,
-          )
-        )
-          break;
-        continue;
-      }
-      this.#segments.push({ name: seg.name, seq: seg.seq, firstLsn: info.header.firstLsn });
-      expected = info.nextLsn;
-      if (info.problem) {
-        if (!last) {
-          if (await this.#corrupt(found, i, info.problem.reason, info.problem.offset, info.problem.lsn, true))
-            break;
-          continue;
-        }
-        await this.#truncateTail(seg.name, info.validEnd, info.bytes, info.nextLsn - 1n);
-      }
-    }
+    const r = await recoverWalDir(this.#fs, this.dir, {
+      maxRecordBytes: this.#maxRecord,
+      onCorruption: this.#o.onCorruption ?? 'fail',
+    });
+    this.#checkpointLsn = r.checkpointLsn;
+    this.#stats.tornTailTruncations = r.truncations;
+    this.#segments = r.segments;
     if (this.#segments.length === 0) {
       const first = this.#checkpointLsn + 1n;
-      const seq = (found.at(-1)?.seq ?? 0n) + 1n;
-      await this.#createSegment(seq, first);
+      this.#segments = [];
+      await this.#createSegment(r.lastSeq + 1n, first);
       this.#nextLsn = first;
     } else {
-      const lastSeg = this.#segments.at(-1)!;
-      const first = this.#segments[0]!.firstLsn;
-      if (first > this.#checkpointLsn + 1n) {
-        throw new WalCorruptionError(
-          `WAL ${this.dir}: records ${this.#checkpointLsn + 1n}..${first - 1n} after the checkpoint are missing`,
-          { segment: this.#segments[0]!.name, offset: 0, lsn: this.#checkpointLsn + 1n },
-        );
-      }
-      this.#nextLsn = expected!;
-      this.#file = await fs.open(join(this.dir, lastSeg.name), 'r+');
+      this.#nextLsn = r.nextLsn;
+      this.#file = await this.#fs.open(join(this.dir, this.#segments.at(-1)!.name), 'r+');
       this.#offset = (await this.#file.stat()).size;
       this.#durableOffset = this.#offset;
     }
     this.#durableLsn = this.#nextLsn - 1n;
-  }
-
-  /** Corruption in a sealed segment: fail, or (opt-in) drop it and everything after. */
-  async #corrupt(
-    found: { name: string }[],
-    i: number,
-    reason: string,
-    offset: number,
-    lsn: bigint,
-    keepValid = false,
-  ) {
-    const seg = found[i]!.name;
-    if ((this.#o.onCorruption ?? 'fail') === 'fail') {
-      throw new WalCorruptionError(`WAL ${this.dir}: ${seg} at offset ${offset} (LSN ${lsn}): ${reason}`, {
-        segment: seg,
-        offset,
-        lsn,
-      });
-    }
-    if (keepValid) {
-      const bytes = (await this.#fs.stat(join(this.dir, seg))).size;
-      await this.#truncateTail(seg, offset, bytes, lsn - 1n);
-    } else {
-      await this.#fs.unlink(join(this.dir, seg));
-    }
-    for (const later of found.slice(i + 1)) await this.#fs.unlink(join(this.dir, later.name));
-    await this.#fs.syncDir(this.dir);
-    return true;
-  }
-
-  async #truncateTail(name: string, validEnd: number, bytes: number, lastLsn: bigint) {
-    const f = await this.#fs.open(join(this.dir, name), 'r+');
-    try {
-      await f.truncate(validEnd);
-      await f.sync();
-    } finally {
-      await f.close();
-    }
-    this.#stats.tornTailTruncations++;
-    fsEvents.emit('wal-truncated', {
-      dir: this.dir,
-      segment: name,
-      offset: validEnd,
-      bytes: bytes - validEnd,
-      lastLsn,
-    });
   }
 
   async #createSegment(seq: bigint, firstLsn: bigint) {

@@ -321,7 +321,14 @@ async function attemptOwned<T>(
     p.endedBy === undefined &&
     deadline === undefined
   ) {
-    await p.commit(willRetry);
+    // p.commit(), inlined: this frame awaits the driver itself.
+    p.state = 'committing';
+    try {
+      await p.handle.commit();
+    } catch (raw) {
+      await p.commitFailed(raw, willRetry);
+    }
+    p.committed();
   } else {
     await commitOwned(scope, o, willRetry);
   }

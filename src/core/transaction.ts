@@ -133,30 +133,26 @@ export class PhysicalTransaction {
    * rolls the transaction back instead of being committed around.
    */
   track<T>(p: Promise<T>): Promise<T> {
-    let resolve!: (v: T) => void;
-    let reject!: (e: unknown) => void;
-    const statement = new StatementPromise<T>((res, rej) => {
-      resolve = res;
-      reject = rej;
-    });
     this.#inFlight++;
-    // One reaction per statement, and no bookkeeping promise of its own: on a driver that
+    // One reaction per statement and no bookkeeping promise of its own: on a driver that
     // answers asynchronously every promise costs an AsyncLocalStorage init hook.
-    p.then(
-      (value) => {
-        this.#settled();
-        resolve(value);
-      },
-      (err: unknown) => {
-        this.statementFailed(err);
-        this.#failures ??= [];
-        this.#failures.push({ statement, err });
-        // Handled internally (no unhandled rejection) without counting as the caller observing it.
-        if (!statement.observed) Promise.prototype.then.call(statement, undefined, ignore);
-        this.#settled();
-        reject(err);
-      },
-    );
+    const statement: StatementPromise<T> = new StatementPromise<T>((resolve, reject) => {
+      p.then(
+        (value) => {
+          this.#settled();
+          resolve(value);
+        },
+        (err: unknown) => {
+          this.statementFailed(err);
+          this.#failures ??= [];
+          this.#failures.push({ statement, err });
+          // Handled internally (no unhandled rejection) without counting as the caller observing it.
+          if (!statement.observed) Promise.prototype.then.call(statement, undefined, ignore);
+          this.#settled();
+          reject(err);
+        },
+      );
+    });
     return statement;
   }
 
@@ -301,12 +297,13 @@ export class PhysicalTransaction {
     }
     // A plain reaction rather than an async function: one promise less per transaction.
     return sent.then(
-      () => this.#committed(),
-      (raw: unknown) => this.#commitFailed(raw, willRetry),
+      () => this.committed(),
+      (raw: unknown) => this.commitFailed(raw, willRetry),
     );
   }
 
-  async #commitFailed(raw: unknown, willRetry: (err: unknown) => boolean): Promise<never> {
+  /** @internal After COMMIT failed: classify, do the bookkeeping, throw the classified error. */
+  async commitFailed(raw: unknown, willRetry: (err: unknown) => boolean): Promise<never> {
     const { engine } = this;
     const err = engine.resource.classify(raw);
     err.txId ??= this.id;
@@ -331,7 +328,8 @@ export class PhysicalTransaction {
     throw err;
   }
 
-  #committed(): void {
+  /** @internal After the server acknowledged COMMIT. */
+  committed(): void {
     const { engine } = this;
     this.state = 'committed';
     this.savepoints.clear();
@@ -375,7 +373,8 @@ export class PhysicalTransaction {
  */
 export class Transaction {
   #ended: 'committed' | 'rolled_back' | undefined;
-  readonly startedAt = performance.now();
+  /** The outermost scope starts with its physical transaction (one clock read less per transaction). */
+  readonly startedAt: number;
 
   /** @internal */
   constructor(
@@ -385,6 +384,7 @@ export class Transaction {
     /** @internal */ readonly parent: Transaction | undefined,
     savepoint: SavepointEntry | undefined,
   ) {
+    this.startedAt = depth === 1 ? physical.startedAt : performance.now();
     this.#savepoint = savepoint;
   }
 

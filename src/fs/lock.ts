@@ -15,6 +15,7 @@
  * the exclusive slot again, so a reader and a writer can never both get in.
  */
 import { randomUUID } from 'node:crypto';
+import { existsSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { InvalidOptionError, TransactionCancelledError } from '../core/errors.js';
@@ -308,6 +309,31 @@ class Handle implements LockHandle {
   ) {
     this.#timer = setInterval(() => void this.#beat(), r.updateMs);
     this.#timer.unref();
+    trackHeld(this);
+  }
+
+  /** Synchronous best-effort release at process exit (no awaiting possible there). */
+  releaseAtExit(): void {
+    if (this.#released || this.#compromised || this.fs !== nodeFs) return;
+    this.#released = true;
+    try {
+      if (this.mode === 'shared') {
+        unlinkSync(join(this.lockPath, this.entry));
+        return;
+      }
+      if (existsSync(join(this.lockPath, epochName(this.fencingToken + 1)))) return; // taken over
+      const tmp = join(this.lockPath, `.t.${this.token}.exit`);
+      writeFileSync(
+        tmp,
+        JSON.stringify({
+          ...ownerRecord(this.token, 'exclusive', undefined, this.fencingToken),
+          released: true,
+        }),
+      );
+      renameSync(tmp, join(this.lockPath, this.entry));
+    } catch {
+      // the dead-owner check frees it anyway
+    }
   }
 
   get compromised(): boolean {
@@ -352,6 +378,7 @@ class Handle implements LockHandle {
   #lose(reason: string) {
     if (this.#compromised) return;
     this.#compromised = true;
+    untrackHeld(this);
     if (this.#timer) clearInterval(this.#timer);
     const err = new LockCompromisedError(`lock ${this.lockPath} lost: ${reason}`);
     this.#abort.abort(err);
@@ -383,6 +410,7 @@ class Handle implements LockHandle {
   async release(): Promise<void> {
     if (this.#released) return;
     this.#released = true;
+    untrackHeld(this);
     if (this.#timer) clearInterval(this.#timer);
     const lost = this.#compromised ? 'taken over earlier' : await this.#lostReason();
     if (lost) {
@@ -406,3 +434,30 @@ class Handle implements LockHandle {
 }
 
 export type { Handle as LeaseLockHandle };
+
+/**
+ * Locks held by this process. One process-wide `exit` hook releases them (normal exit and
+ * `process.exit()`); txkit installs no signal handlers, so a process killed by a signal
+ * leaves its locks to the dead-owner check (immediate on the same host).
+ */
+const held = new Set<Handle>();
+let exitHookInstalled = false;
+function trackHeld(h: Handle) {
+  held.add(h);
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.once('exit', () => {
+      for (const x of held) x.releaseAtExit();
+    });
+  }
+}
+function untrackHeld(h: Handle) {
+  held.delete(h);
+}
+
+/** Releases every lock this process holds (graceful shutdown). Errors are collected, not thrown early. */
+export async function releaseAllLocks(): Promise<unknown[]> {
+  const errors: unknown[] = [];
+  for (const h of [...held]) await h.release().catch((e: unknown) => errors.push(e));
+  return errors;
+}

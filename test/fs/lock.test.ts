@@ -283,4 +283,24 @@ describe('lock', () => {
       { numRuns: 40 },
     );
   });
+
+  it('locks still held at process.exit() are released by the exit hook, not left to staleness', async () => {
+    const f = join(tempDir(), 'data');
+    const r = await runToEnd(spawnChild('lock-child.ts', ['exit', f]));
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/^acquired 1 /);
+    const st = await lockStatus(f);
+    expect(st.exclusive?.free).toBe('released'); // not "owner pid … is gone"
+    expect((await lockStatus(`${f}-shared`)).readers).toEqual([]);
+  });
+
+  it('releaseAllLocks releases what this process holds', async () => {
+    const { releaseAllLocks } = await import('../../src/fs/lock.js');
+    const d = tempDir();
+    await lock(join(d, 'a'));
+    await lock(join(d, 'b'), { mode: 'shared' });
+    expect(await releaseAllLocks()).toEqual([]);
+    expect(await isLocked(join(d, 'a'))).toBe(false);
+    expect(await isLocked(join(d, 'b'))).toBe(false);
+  });
 });

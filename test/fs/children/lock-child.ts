@@ -1,6 +1,7 @@
 /**
  * Child process for lock tests. Commands (argv[2]):
  * - `counter <file> <n>`: n times `updateFile(file, n => n + 1)` (one lock per read-modify-write).
+ * - `exit <file>`: take an exclusive and a shared lock, then `process.exit(0)` without releasing.
  * - `hold <file> <timeoutMs> [staleMs]`: acquire, print `acquired <epoch>`, hold until killed;
  *   prints `compromised …` if the lock is taken over meanwhile.
  */
@@ -17,6 +18,11 @@ if (cmd === 'counter') {
     });
   }
   process.exit(0);
+} else if (cmd === 'exit') {
+  const l = await lock(file);
+  const r = await lock(`${file}-shared`, { mode: 'shared' });
+  process.stdout.write(`acquired ${l.fencingToken} ${r.token}\n`);
+  process.exit(0); // never released explicitly: the exit hook must do it
 } else if (cmd === 'hold') {
   const staleMs = Number(process.argv[5] ?? 60_000);
   try {

@@ -37,12 +37,33 @@ function seriesKey(name: string, labels?: Record<string, string>): string {
 /** Counters and histograms for one `redisTx` instance. */
 export class RedisMetrics {
   readonly #counters = new Map<string, number>();
+  readonly #keys2 = new Map<string, Map<string, Map<string, string>>>();
   readonly #histograms = new Map<string, { bounds: readonly number[]; counts: number[]; sum: number }>();
 
   /** Adds `by` (default 1) to a counter. */
   inc(name: string, labels?: Record<string, string>, by = 1): void {
     const key = seriesKey(name, labels);
     this.#counters.set(key, (this.#counters.get(key) ?? 0) + by);
+  }
+
+  /** `inc` for a two-label series on a hot path: the series name is built once per label pair. */
+  inc2(name: string, l1: string, v1: string, l2: string, v2: string): void {
+    let byV1 = this.#keys2.get(name);
+    if (!byV1) {
+      byV1 = new Map();
+      this.#keys2.set(name, byV1);
+    }
+    let byV2 = byV1.get(v1);
+    if (!byV2) {
+      byV2 = new Map();
+      byV1.set(v1, byV2);
+    }
+    let key = byV2.get(v2);
+    if (key === undefined) {
+      key = seriesKey(name, { [l1]: v1, [l2]: v2 });
+      byV2.set(v2, key);
+    }
+    this.#counters.set(key, (this.#counters.get(key) ?? 0) + 1);
   }
 
   /** Records one observation in a histogram. */

@@ -203,7 +203,7 @@ export class RedisTx {
     failed: number,
     started: number,
   ): void {
-    this.metrics.inc('redis_tx_total', { op: name ?? 'multi', status });
+    this.metrics.inc2('redis_tx_total', 'op', name ?? 'multi', 'status', status);
     if (started && this.events.wants('exec')) {
       const durationMs = performance.now() - started;
       this.events.emit('exec', { txId: randomUUID(), name, status, commands, failed, durationMs });

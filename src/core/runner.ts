@@ -150,8 +150,10 @@ async function runSavepointScope<T>(
     result = await runInFrame(engine.key, { tx: child, suspended: frameOf(engine.key).suspended }, () =>
       fn(child),
     );
-    const pendingError = await p.drain();
-    if (pendingError !== undefined) throw pendingError;
+    if (p.unsettled) {
+      const pendingError = await p.drain();
+      if (pendingError !== undefined) throw pendingError;
+    }
     if (p.state === 'aborted') {
       throw new TransactionRolledBackError(
         'a statement in this nested scope failed and aborted the transaction (the callback caught it); ' +

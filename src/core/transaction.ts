@@ -82,7 +82,12 @@ export const newTxId = (): string => `${TX_PREFIX}-${(++txCounter).toString(36)}
 /** One BEGIN … COMMIT/ROLLBACK on one connection. */
 export class PhysicalTransaction {
   state: TxState = 'active';
-  readonly savepoints = new SavepointStack();
+  #savepoints: SavepointStack | undefined;
+  /** Live savepoints (allocated on first use: most transactions never make one). */
+  get savepoints(): SavepointStack {
+    this.#savepoints ??= new SavepointStack();
+    return this.#savepoints;
+  }
   readonly hooks: Hook[] = [];
   /** Statements in flight: commit waits until this is 0 again. */
   #inFlight = 0;
@@ -260,7 +265,7 @@ export class PhysicalTransaction {
       }
     }
     this.state = 'rolled_back';
-    this.savepoints.clear();
+    this.#savepoints?.clear();
     const durationMs = performance.now() - this.startedAt;
     const { engine } = this;
     engine.metrics.finished('rolled_back', durationMs, reason);
@@ -308,7 +313,7 @@ export class PhysicalTransaction {
     const err = engine.resource.classify(raw);
     err.txId ??= this.id;
     const durationMs = performance.now() - this.startedAt;
-    this.savepoints.clear();
+    this.#savepoints?.clear();
     if (err.code === 'E_COMMIT_UNKNOWN') {
       this.state = 'unknown';
       engine.metrics.finished('unknown', durationMs);
@@ -332,7 +337,7 @@ export class PhysicalTransaction {
   committed(): void {
     const { engine } = this;
     this.state = 'committed';
-    this.savepoints.clear();
+    this.#savepoints?.clear();
     const durationMs = performance.now() - this.startedAt;
     engine.metrics.finished('committed', durationMs);
     if (engine.events.wants('commit')) {

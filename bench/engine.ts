@@ -106,7 +106,7 @@ const SQL = {
 
 type Unit = (i: number) => Promise<unknown>;
 
-function viaTxkit(): Unit {
+function viaTxkit(options?: { timeoutMs?: number }): Unit {
   const db = new Database(new MemoryResource());
   return (i) =>
     db.transaction(async (tx) => {
@@ -115,7 +115,7 @@ function viaTxkit(): Unit {
       await tx.execute(SQL.updTeller, [i, 1]);
       await tx.execute(SQL.updBranch, [i, 1]);
       await tx.execute(SQL.insHistory, [1, 1, i, i]);
-    });
+    }, options);
 }
 
 /** What a careful hand-written transaction does: begin, the statements, commit or roll back. */
@@ -153,25 +153,29 @@ async function round(unit: Unit): Promise<Sample> {
 }
 
 async function main(): Promise<void> {
-  const units = { txkit: viaTxkit(), direct: direct() };
-  // Warm both paths up (JIT), then alternate.
+  const units: Record<string, Unit> = {
+    direct: direct(),
+    txkit: viaTxkit(),
+    'txkit timeoutMs': viaTxkit({ timeoutMs: 5_000 }),
+  };
+  // Warm every path up (JIT), then alternate.
   for (const u of Object.values(units)) for (let i = 0; i < 20_000; i++) await u(i);
-  const results: Record<'txkit' | 'direct', Sample[]> = { txkit: [], direct: [] };
+  const results: Record<string, Sample[]> = Object.fromEntries(Object.keys(units).map((k) => [k, []]));
   for (let r = 0; r < ROUNDS; r++) {
-    results.direct.push(await round(units.direct));
-    results.txkit.push(await round(units.txkit));
+    for (const [name, unit] of Object.entries(units)) results[name]!.push(await round(unit));
   }
-  const wall = (k: keyof typeof results) => median(results[k].map((x) => x.wallUs));
-  const cpu = (k: keyof typeof results) => median(results[k].map((x) => x.cpuUs));
+  const wall = (k: string) => median(results[k]!.map((x) => x.wallUs));
+  const cpu = (k: string) => median(results[k]!.map((x) => x.cpuUs));
   const fmt = (n: number) => n.toFixed(2).padStart(8);
   console.log(`engine overhead: 5 statements/tx, ${TX} tx × ${ROUNDS} rounds, in-memory async resource`);
-  console.log('                wall µs/tx   cpu µs/tx');
-  console.log(`direct          ${fmt(wall('direct'))}    ${fmt(cpu('direct'))}`);
-  console.log(`txkit           ${fmt(wall('txkit'))}    ${fmt(cpu('txkit'))}`);
-  console.log(
-    `txkit overhead  ${fmt(wall('txkit') - wall('direct'))}    ${fmt(cpu('txkit') - cpu('direct'))}` +
-      `   (direct/txkit throughput ratio ${(wall('direct') / wall('txkit')).toFixed(3)})`,
-  );
+  console.log('                   wall µs/tx   cpu µs/tx   overhead wall   overhead cpu   direct/txkit');
+  for (const name of Object.keys(units)) {
+    const extra =
+      name === 'direct'
+        ? ''
+        : `   ${fmt(wall(name) - wall('direct'))}        ${fmt(cpu(name) - cpu('direct'))}       ${(wall('direct') / wall(name)).toFixed(3)}`;
+    console.log(`${name.padEnd(17)}  ${fmt(wall(name))}    ${fmt(cpu(name))}${extra}`);
+  }
 }
 
 await main();

@@ -300,12 +300,20 @@ async function attemptOwned<T>(
     if (deadline === undefined && !o.signal) {
       result = await runInFrame(engine.key, frame, () => fn(root));
     } else {
-      let body: Promise<T> = runInFrame(engine.key, frame, async () => fn(root));
-      const interrupted = interruption(p, o.signal);
-      stop = interrupted.stop;
-      body.catch(() => {}); // the body may still fail after an interruption won the race
-      body = Promise.race([body, interrupted.promise]);
-      result = await body;
+      // The body races the deadline/signal in one promise: whichever settles it first wins;
+      // the body may still fail after an interruption won, which then changes nothing.
+      result = await new Promise<T>((resolve, reject) => {
+        let body: T | Promise<T>;
+        try {
+          body = runInFrame(engine.key, frame, () => fn(root));
+        } catch (err) {
+          reject(err);
+          return;
+        }
+        stop = armInterruption(p, o.signal, reject);
+        if (body instanceof Promise) body.then(resolve, reject);
+        else resolve(body);
+      });
     }
   } catch (err) {
     stop?.();
@@ -321,7 +329,7 @@ async function attemptOwned<T>(
     !p.rollbackOnly &&
     p.innerFailure === undefined &&
     p.endedBy === undefined &&
-    deadline === undefined
+    (deadline === undefined || performance.now() < deadline)
   ) {
     // p.commit(), inlined: this frame awaits the driver itself.
     p.state = 'committing';
@@ -409,36 +417,44 @@ export async function beginOwned(
 }
 
 /**
- * A promise that rejects when the deadline passes or the signal fires while the
- * transaction is still running; the statement in flight is cancelled on the server.
+ * Calls `reject` when the deadline passes or the signal fires while the transaction is
+ * still running; the statement in flight is cancelled on the server. Returns `stop`.
  */
+function armInterruption(
+  p: PhysicalTransaction,
+  signal: AbortSignal | undefined,
+  reject: (err: TxkitError) => void,
+): () => void {
+  let timer: NodeJS.Timeout | undefined;
+  let onAbort: (() => void) | undefined;
+  const interrupt = (err: TxkitError) => {
+    if (p.state !== 'active' && p.state !== 'aborted') return; // committing or done: too late to matter
+    p.endedBy = err;
+    p.handle.cancel?.().catch(() => {});
+    reject(err);
+  };
+  if (p.deadline !== undefined) {
+    timer = setTimeout(() => interrupt(p.timeout()), Math.max(0, p.deadline - performance.now()));
+  }
+  if (signal) {
+    onAbort = () => interrupt(cancelled(signal));
+    signal.addEventListener('abort', onAbort, { once: true });
+  }
+  return () => {
+    if (timer) clearTimeout(timer);
+    if (onAbort) signal?.removeEventListener('abort', onAbort);
+  };
+}
+
+/** {@link armInterruption} as a promise (manual `db.begin()`). */
 export function interruption(
   p: PhysicalTransaction,
   signal: AbortSignal | undefined,
 ): { promise: Promise<never>; stop: () => void } {
-  let timer: NodeJS.Timeout | undefined;
-  let onAbort: (() => void) | undefined;
+  let stop!: () => void;
   const promise = new Promise<never>((_, reject) => {
-    const interrupt = (err: TxkitError) => {
-      if (p.state !== 'active' && p.state !== 'aborted') return; // committing or done: too late to matter
-      p.endedBy = err;
-      p.handle.cancel?.().catch(() => {});
-      reject(err);
-    };
-    if (p.deadline !== undefined) {
-      timer = setTimeout(() => interrupt(p.timeout()), Math.max(0, p.deadline - performance.now()));
-    }
-    if (signal) {
-      onAbort = () => interrupt(cancelled(signal));
-      signal.addEventListener('abort', onAbort, { once: true });
-    }
+    stop = armInterruption(p, signal, reject);
   });
   promise.catch(() => {});
-  return {
-    promise,
-    stop: () => {
-      if (timer) clearTimeout(timer);
-      if (onAbort) signal?.removeEventListener('abort', onAbort);
-    },
-  };
+  return { promise, stop };
 }

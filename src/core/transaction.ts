@@ -61,9 +61,8 @@ const ignore = () => {};
 
 /** A statement's promise that knows whether the caller ever awaited (or attached a handler to) it. */
 class StatementPromise<T> extends Promise<T> {
-  static override get [Symbol.species]() {
-    return Promise;
-  }
+  // A data property, not a getter: then() looks it up on every call.
+  static override readonly [Symbol.species] = Promise;
   observed = false;
   // biome-ignore lint/suspicious/noThenProperty: observing then() is the point of this class
   override then<A = T, B = never>(

@@ -339,6 +339,8 @@ async function attemptOwned<T>(
       await p.commitFailed(raw, willRetry);
     }
     p.committed();
+    // afterCommit hooks may still be registered while COMMIT is in flight.
+    if (p.hooks.length > 0) await p.runHooks(p.hooks.splice(0), 'afterCommit');
   } else {
     await commitOwned(scope, o, willRetry);
   }

@@ -147,13 +147,17 @@ export class PhysicalTransaction {
           resolve(value);
         },
         (err: unknown) => {
-          this.statementFailed(err);
           this.#failures ??= [];
           this.#failures.push({ statement, err });
           // Handled internally (no unhandled rejection) without counting as the caller observing it.
           if (!statement.observed) Promise.prototype.then.call(statement, undefined, ignore);
-          this.#settled();
-          reject(err);
+          try {
+            this.statementFailed(err);
+          } finally {
+            // Even if classifying threw: commit must not wait forever for this statement.
+            this.#settled();
+            reject(err);
+          }
         },
       );
     });
@@ -295,7 +299,7 @@ export class PhysicalTransaction {
     this.state = 'committing';
     let sent: Promise<void>;
     try {
-      sent = this.handle.commit();
+      sent = Promise.resolve(this.handle.commit());
     } catch (raw) {
       sent = Promise.reject(raw);
     }

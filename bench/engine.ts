@@ -10,7 +10,10 @@
  * wall time and of this process's CPU time (`process.cpuUsage`) per transaction are printed.
  * The direct side also runs with AsyncLocalStorage's promise hooks enabled (once txkit has
  * run they stay on in the process), as they would be in an application that uses txkit.
+ * Promises created per transaction are counted too: each costs an init hook, and the count
+ * does not depend on how loaded the machine is.
  */
+import { createHook } from 'node:async_hooks';
 import { Database } from '../src/core/database.js';
 import { TxkitError } from '../src/core/errors.js';
 import type {
@@ -152,6 +155,20 @@ async function round(unit: Unit): Promise<Sample> {
   return { wallUs, cpuUs: (cpu.user + cpu.system) / TX };
 }
 
+/** Promises created per transaction: deterministic, so it shows progress even on a loaded machine. */
+async function promisesPerTx(unit: Unit): Promise<number> {
+  const N = 1000;
+  let count = 0;
+  const hook = createHook({
+    init(_id, type) {
+      if (type === 'PROMISE') count++;
+    },
+  }).enable();
+  for (let i = 0; i < N; i++) await unit(i);
+  hook.disable();
+  return count / N;
+}
+
 async function main(): Promise<void> {
   const units: Record<string, Unit> = {
     direct: direct(),
@@ -160,6 +177,8 @@ async function main(): Promise<void> {
   };
   // Warm every path up (JIT), then alternate.
   for (const u of Object.values(units)) for (let i = 0; i < 20_000; i++) await u(i);
+  const promises: Record<string, number> = {};
+  for (const [name, unit] of Object.entries(units)) promises[name] = await promisesPerTx(unit);
   const results: Record<string, Sample[]> = Object.fromEntries(Object.keys(units).map((k) => [k, []]));
   for (let r = 0; r < ROUNDS; r++) {
     for (const [name, unit] of Object.entries(units)) results[name]!.push(await round(unit));
@@ -168,13 +187,17 @@ async function main(): Promise<void> {
   const cpu = (k: string) => median(results[k]!.map((x) => x.cpuUs));
   const fmt = (n: number) => n.toFixed(2).padStart(8);
   console.log(`engine overhead: 5 statements/tx, ${TX} tx × ${ROUNDS} rounds, in-memory async resource`);
-  console.log('                   wall µs/tx   cpu µs/tx   overhead wall   overhead cpu   direct/txkit');
+  console.log(
+    '                   promises/tx   wall µs/tx   cpu µs/tx   overhead wall   overhead cpu   direct/txkit',
+  );
   for (const name of Object.keys(units)) {
     const extra =
       name === 'direct'
         ? ''
         : `   ${fmt(wall(name) - wall('direct'))}        ${fmt(cpu(name) - cpu('direct'))}       ${(wall('direct') / wall(name)).toFixed(3)}`;
-    console.log(`${name.padEnd(17)}  ${fmt(wall(name))}    ${fmt(cpu(name))}${extra}`);
+    console.log(
+      `${name.padEnd(17)}  ${promises[name]!.toFixed(1).padStart(11)}     ${fmt(wall(name))}    ${fmt(cpu(name))}${extra}`,
+    );
   }
 }
 

@@ -16,10 +16,11 @@ export interface RedisContext {
   /** Leases a dedicated connection to the node serving `slot` (any node when standalone). */
   lease(slot: number | undefined, signal?: AbortSignal): Promise<Redis>;
   /**
-   * Runs `fn` after every earlier call with the same `key` has finished (in-process FIFO).
-   * Optimistic attempts on the same keys would only conflict with each other.
+   * Runs `fn` after every earlier call with the same `key` has finished, or released its
+   * turn early with `done()` (in-process FIFO). Optimistic attempts on the same keys
+   * would only conflict with each other.
    */
-  serialize<T>(key: string, fn: () => Promise<T>): Promise<T>;
+  serialize<T>(key: string, fn: (done: () => void) => Promise<T>): Promise<T>;
   /** Gives a leased connection back; `healthy: false` destroys it. */
   release(conn: Redis, healthy: boolean): void;
 }

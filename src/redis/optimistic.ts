@@ -141,15 +141,16 @@ export async function runOptimistic<T>(
 
   const queueKey = options.localQueue === false ? undefined : keys.map(String).sort().join('\u0000');
   const attempt = (n: number): Promise<OptimisticResult<T>> =>
-    queueKey === undefined ? attemptOnce(n) : ctx.serialize(queueKey, () => attemptOnce(n));
+    queueKey === undefined ? attemptOnce(n) : ctx.serialize(queueKey, (done) => attemptOnce(n, done));
 
-  const attemptOnce = async (n: number): Promise<OptimisticResult<T>> => {
+  /** `written` is called once EXEC is on the wire: the next queued attempt may start then. */
+  const attemptOnce = async (n: number, written?: () => void): Promise<OptimisticResult<T>> => {
     attempts = n;
     const conn = await ctx.lease(slot, options.signal);
     // Set once the connection is known to hold no WATCH and no half-read reply.
     const state = { clean: false };
     try {
-      return await attemptOn(conn, n, state);
+      return await attemptOn(conn, n, state, written);
     } catch (err) {
       if (err instanceof WatchConflictError) {
         ctx.metrics.inc('redis_tx_watch_conflicts_total', { op });
@@ -168,6 +169,7 @@ export async function runOptimistic<T>(
     conn: Redis,
     n: number,
     state: { clean: boolean },
+    written?: () => void,
   ): Promise<OptimisticResult<T>> => {
     const epoch = epochOf(conn);
     // WATCH is pipelined with the body's first reads: same connection, so it runs first.
@@ -218,7 +220,10 @@ export async function runOptimistic<T>(
     if (epochOf(conn) !== epoch || !canWrite(conn)) {
       throw new VoidedAttemptError('the connection closed between WATCH and EXEC');
     }
-    const outcome = await execTransaction(conn, builder.queued);
+    const sent = execTransaction(conn, builder.queued); // writes synchronously, then awaits the reply
+    // The next same-key attempt may WATCH now: its commands reach the server after this EXEC.
+    written?.();
+    const outcome = await sent;
     state.clean = true; // EXEC answered: the watches are cleared either way
     if (outcome.status === 'conflict') throw new WatchConflictError();
     report('committed');

@@ -105,7 +105,7 @@ export class RedisTx {
     this.scripts = new ScriptRegistry(this.#ctx);
   }
 
-  async #serialize<T>(key: string, fn: () => Promise<T>): Promise<T> {
+  async #serialize<T>(key: string, fn: (done: () => void) => Promise<T>): Promise<T> {
     const previous = this.#queues.get(key);
     let release!: () => void;
     const mine = new Promise<void>((resolve) => {
@@ -113,12 +113,18 @@ export class RedisTx {
     });
     const tail = previous ? previous.then(() => mine) : mine;
     this.#queues.set(key, tail);
-    if (previous) await previous;
-    try {
-      return await fn();
-    } finally {
+    let released = false;
+    const done = () => {
+      if (released) return;
+      released = true;
       release();
       if (this.#queues.get(key) === tail) this.#queues.delete(key);
+    };
+    if (previous) await previous;
+    try {
+      return await fn(done);
+    } finally {
+      done();
     }
   }
 

@@ -303,6 +303,8 @@ async function attemptOwned<T>(
       // The body races the deadline/signal in one promise: whichever settles it first wins;
       // the body may still fail after an interruption won, which then changes nothing.
       result = await new Promise<T>((resolve, reject) => {
+        // Armed before the body starts, so an abort during its synchronous part counts too.
+        stop = armInterruption(p, o.signal, reject);
         let body: T | Promise<T>;
         try {
           body = runInFrame(engine.key, frame, () => fn(root));
@@ -310,7 +312,6 @@ async function attemptOwned<T>(
           reject(err);
           return;
         }
-        stop = armInterruption(p, o.signal, reject);
         if (body instanceof Promise) body.then(resolve, reject);
         else resolve(body);
       });
@@ -440,7 +441,9 @@ function armInterruption(
   }
   if (signal) {
     onAbort = () => interrupt(cancelled(signal));
-    signal.addEventListener('abort', onAbort, { once: true });
+    if (signal.aborted)
+      onAbort(); // aborted while the transaction was beginning
+    else signal.addEventListener('abort', onAbort, { once: true });
   }
   return () => {
     if (timer) clearTimeout(timer);

@@ -244,6 +244,23 @@ describe('deadlines and cancellation', () => {
     });
   });
 
+  it('an abort during the synchronous part of the body rolls back too', async () => {
+    const db = openDb();
+    await db.execute('CREATE TABLE t (v INTEGER)');
+    const ac = new AbortController();
+    await expect(
+      db.transaction(
+        (tx) => {
+          void tx.execute('INSERT INTO t VALUES (1)');
+          ac.abort();
+          return 'done';
+        },
+        { signal: ac.signal },
+      ),
+    ).rejects.toMatchObject({ code: 'E_ABORTED' });
+    expect(await db.query('SELECT * FROM t')).toEqual([]);
+  });
+
   it('rollbackOn / noRollbackOn follow Spring: listed errors commit the work, then rethrow', async () => {
     class BusinessWarning extends Error {}
     const db = openDb();

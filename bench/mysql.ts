@@ -10,6 +10,7 @@
  *   npx tsx bench/mysql.ts     (uses TXKIT_MYSQL_URL, or starts a private MariaDB)
  *   TXKIT_BENCH_TX=4000 TXKIT_BENCH_ROUNDS=7 npx tsx bench/mysql.ts
  */
+import { createHook } from 'node:async_hooks';
 import mysql2 from 'mysql2/promise';
 import { mysql } from '../src/sql/mysql/index.js';
 import {
@@ -38,6 +39,26 @@ async function drive(
   );
   const cpu = process.cpuUsage(cpu0);
   return { ms: performance.now() - t0, cpuUs: cpu.user + cpu.system };
+}
+
+/**
+ * Promises created per transaction (one client, sequential), counted with an async hook.
+ * On Node 20 each promise also runs AsyncLocalStorage's promise hook, so this count is the
+ * load-independent measure of per-transaction overhead.
+ */
+async function promisesPerTx(tx: (client: number, i: number) => Promise<void>): Promise<number> {
+  const n = 200;
+  let count = 0;
+  const hook = createHook({
+    init(_id, type) {
+      if (type === 'PROMISE') count++;
+    },
+  });
+  for (let i = 0; i < 20; i++) await tx(0, i); // warm-up
+  hook.enable();
+  for (let i = 0; i < n; i++) await tx(0, i);
+  hook.disable();
+  return count / n;
 }
 
 async function main(): Promise<void> {
@@ -103,6 +124,16 @@ async function main(): Promise<void> {
           `ratio ${(tps('txkit') / tps('raw')).toFixed(3)}x (vs trace:false ${(tps('txkit') / tps('rawNoTrace')).toFixed(3)}x)   ` +
           `client CPU µs/tx raw ${cpuTx('raw')}, trace:false ${cpuTx('rawNoTrace')}, txkit ${cpuTx('txkit')}`,
       );
+      if (clients === 1) {
+        const p = {
+          raw: await promisesPerTx(raw),
+          rawNoTrace: await promisesPerTx(rawNoTrace),
+          txkit: await promisesPerTx(viaTxkit),
+        };
+        console.log(
+          `           promises/tx  raw mysql2 ${p.raw.toFixed(1)}, trace:false ${p.rawNoTrace.toFixed(1)}, txkit ${p.txkit.toFixed(1)}`,
+        );
+      }
       await pool.end();
       await poolNoTrace.end();
       await db.close();

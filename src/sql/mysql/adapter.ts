@@ -45,6 +45,11 @@ export interface MysqlResourceEvents {
   error: { source: string; error: unknown };
 }
 
+/** Who waits for a connection, for the pool timeout message (built only when needed). */
+function beginLabel(req: BeginRequest): string {
+  return `transaction ${req.txId}${req.name ? ` (${req.name})` : ''}`;
+}
+
 export class MysqlResource implements Resource {
   readonly kind = 'mysql';
   readonly events = new EventHub<MysqlResourceEvents>('txkit:mysql:');
@@ -113,46 +118,62 @@ export class MysqlResource implements Resource {
   }
 
   /** A pooled connection within `acquireTimeoutMs`, or `PoolTimeoutError`. */
-  async acquire(label: string): Promise<Conn> {
-    if (this.#hasIdleConnection()) {
-      // A free connection is handed over at once: no timer needed.
-      try {
-        return await this.pool.getConnection();
-      } catch (err) {
-        throw toTxkitError(err, { flavor: this.#facts?.info.flavor, phase: 'connect' });
+  acquire(label: string): Promise<Conn> {
+    return new Promise((resolve, reject) => {
+      this.#take(label, (err, conn) => {
+        if (err) reject(err);
+        else resolve(conn as Conn);
+      });
+    });
+  }
+
+  /**
+   * Borrows a pooled connection on mysql2's callback API and hands it to `done`, or a
+   * classified error (`PoolTimeoutError` after `acquireTimeoutMs`). `label` says who waited
+   * in the timeout message; a function is only called when that message is needed.
+   */
+  #take(label: string | BeginRequest, done: (err: TxkitError | null, conn?: Conn) => void): void {
+    const core = this.pool.pool;
+    try {
+      if (this.#hasIdleConnection()) {
+        // A free connection is handed over at once: no timer needed.
+        core.getConnection((err, conn) => {
+          if (err) done(toTxkitError(err, { flavor: this.#facts?.info.flavor, phase: 'connect' }));
+          else done(null, conn);
+        });
+        return;
       }
-    }
-    const pending = this.pool.getConnection();
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        reject(
+      let waiting = true;
+      const timer = setTimeout(() => {
+        waiting = false;
+        const who = typeof label === 'string' ? label : beginLabel(label);
+        done(
           new PoolTimeoutError(
-            `no MySQL connection within ${this.options.acquireTimeoutMs} ms for ${label}: all pooled connections are busy ` +
+            `no MySQL connection within ${this.options.acquireTimeoutMs} ms for ${who}: all pooled connections are busy ` +
               '(raise connectionLimit or acquireTimeoutMs, or shorten transactions)',
           ),
         );
       }, this.options.acquireTimeoutMs);
-    });
-    try {
-      return await Promise.race([pending, timeout]);
+      core.getConnection((err, conn) => {
+        if (!waiting) {
+          // Gave up already: a connection arriving late goes straight back.
+          if (!err) conn.release();
+          return;
+        }
+        waiting = false;
+        clearTimeout(timer);
+        if (err) done(toTxkitError(err, { flavor: this.#facts?.info.flavor, phase: 'connect' }));
+        else done(null, conn);
+      });
     } catch (err) {
-      // The connection may still arrive later: hand it straight back.
-      pending.then(
-        (c) => c.release(),
-        () => {},
-      );
-      if (err instanceof TxkitError) throw err;
-      throw toTxkitError(err, { flavor: this.#facts?.info.flavor, phase: 'connect' });
-    } finally {
-      clearTimeout(timer);
+      done(toTxkitError(err, { flavor: this.#facts?.info.flavor, phase: 'connect' }));
     }
   }
 
   #hasIdleConnection(): boolean {
     // mysql2 keeps idle connections in `pool.pool._freeConnections` (a Denque); not public API,
     // so anything unexpected falls back to the timed path.
-    const free = (this.pool as unknown as { pool?: { _freeConnections?: { length?: unknown } } }).pool
+    const free = (this.pool.pool as unknown as { _freeConnections?: { length?: unknown } } | undefined)
       ?._freeConnections?.length;
     return typeof free === 'number' && free > 0;
   }
@@ -173,53 +194,105 @@ export class MysqlResource implements Resource {
     if (!this.options.allowRawTransactionControl) assertNoTransactionControl(sql);
   }
 
-  async begin(req: BeginRequest): Promise<ResourceTx> {
-    const facts = this.#facts ?? (await this.facts());
+  /**
+   * Borrows a connection and begins. The common case (no options) costs one promise and one
+   * round trip (`START TRANSACTION`). With options, the statements the server needs before it
+   * (`SET SESSION innodb_lock_wait_timeout`, `SET TRANSACTION …`) are queued on the connection
+   * together (`multipleStatements` stays off, so each is its own round trip, but nothing
+   * waits in between); if any of them fails the connection is destroyed, which also ends
+   * whatever the later ones began.
+   */
+  begin(req: BeginRequest): Promise<ResourceTx> {
+    const facts = this.#facts;
+    if (facts === undefined) return this.facts().then(() => this.begin(req));
     const flavor = facts.info.flavor;
-    const lwt = checkLockWaitTimeout(req.extra.lockWaitTimeoutSec, flavor);
-    const snapshot = req.extra.consistentSnapshot;
-    if (snapshot !== undefined && typeof snapshot !== 'boolean') {
-      throw new TxkitError('E_INVALID_OPTION', 'consistentSnapshot must be a boolean');
-    }
-    const xa = req.extra.xa;
-    if (xa !== undefined) {
-      normalizeXid(xa as string);
-      if (typeof xa !== 'string') throw new TxkitError('E_INVALID_OPTION', 'xa must be a gtrid string');
-      if (req.readOnly) throw new UnsupportedFeatureError('an XA transaction cannot be READ ONLY');
-    }
-    const label = `transaction ${req.txId}${req.name ? ` (${req.name})` : ''}`;
-    const conn = await this.acquire(label);
-    const tx = new MysqlTx(
-      this,
-      conn,
-      req.txId,
-      req.isolation ?? facts.defaultIsolation,
-      req.readOnly,
-      facts,
-    );
+    const extra = req.extra;
+    let statements: string[] | undefined;
+    let lwt: number | undefined;
+    let xa: string | undefined;
     try {
-      if (this.options.cleanOnAcquire) await conn.query('ROLLBACK');
-      if (lwt !== undefined) {
-        await conn.query(`SET SESSION innodb_lock_wait_timeout = ${lwt}`);
-        tx.sessionChanged = true;
-        tx.lockWaitTimeoutSec = lwt;
+      lwt = checkLockWaitTimeout(extra.lockWaitTimeoutSec, flavor);
+      const snapshot = extra.consistentSnapshot;
+      if (snapshot !== undefined && typeof snapshot !== 'boolean') {
+        throw new TxkitError('E_INVALID_OPTION', 'consistentSnapshot must be a boolean');
       }
-      if (req.isolation !== undefined)
-        await conn.query(`SET TRANSACTION ISOLATION LEVEL ${LEVEL_SQL[req.isolation]}`);
-      if (xa !== undefined) {
-        await conn.query(`XA START ${xidSql(xa as string)}`);
-        tx.xid = xa as string;
-      } else {
-        const modes: string[] = [];
-        if (req.readOnly) modes.push('READ ONLY');
-        if (snapshot) modes.push('WITH CONSISTENT SNAPSHOT');
-        await conn.query(`START TRANSACTION${modes.length ? ` ${modes.join(', ')}` : ''}`);
+      if (extra.xa !== undefined) {
+        normalizeXid(extra.xa as string);
+        if (typeof extra.xa !== 'string')
+          throw new TxkitError('E_INVALID_OPTION', 'xa must be a gtrid string');
+        if (req.readOnly) throw new UnsupportedFeatureError('an XA transaction cannot be READ ONLY');
+        xa = extra.xa;
+      }
+      if (
+        this.options.cleanOnAcquire ||
+        lwt !== undefined ||
+        req.isolation !== undefined ||
+        xa !== undefined ||
+        req.readOnly ||
+        snapshot
+      ) {
+        statements = [];
+        if (this.options.cleanOnAcquire) statements.push('ROLLBACK');
+        if (lwt !== undefined) statements.push(`SET SESSION innodb_lock_wait_timeout = ${lwt}`);
+        if (req.isolation !== undefined)
+          statements.push(`SET TRANSACTION ISOLATION LEVEL ${LEVEL_SQL[req.isolation]}`);
+        if (xa !== undefined) statements.push(`XA START ${xidSql(xa)}`);
+        else {
+          const modes: string[] = [];
+          if (req.readOnly) modes.push('READ ONLY');
+          if (snapshot) modes.push('WITH CONSISTENT SNAPSHOT');
+          statements.push(`START TRANSACTION${modes.length ? ` ${modes.join(', ')}` : ''}`);
+        }
       }
     } catch (err) {
-      this.discard(conn, 'begin failed');
-      throw toTxkitError(err, { flavor, phase: 'connect' });
+      return Promise.reject(err);
     }
-    return tx;
+    return new Promise((resolve, reject) => {
+      this.#take(req, (err, conn) => {
+        if (err) {
+          reject(err);
+          return;
+        }
+        const c = conn as Conn;
+        const tx = new MysqlTx(
+          this,
+          c,
+          req.txId,
+          req.isolation ?? facts.defaultIsolation,
+          req.readOnly,
+          facts,
+        );
+        if (lwt !== undefined) {
+          tx.sessionChanged = true;
+          tx.lockWaitTimeoutSec = lwt;
+        }
+        if (xa !== undefined) tx.xid = xa;
+        const failed = (raw: unknown) => {
+          this.discard(c, 'begin failed');
+          reject(toTxkitError(raw, { flavor, phase: 'connect' }));
+        };
+        try {
+          if (statements === undefined) {
+            c.query('START TRANSACTION', (raw: unknown) => {
+              if (raw) failed(raw);
+              else resolve(tx);
+            });
+            return;
+          }
+          let pending = statements.length;
+          let first: unknown;
+          const one = (raw: unknown) => {
+            if (raw && first === undefined) first = raw;
+            if (--pending > 0) return;
+            if (first !== undefined) failed(first);
+            else resolve(tx);
+          };
+          for (const sql of statements) c.query(sql, one);
+        } catch (raw) {
+          failed(raw);
+        }
+      });
+    });
   }
 
   async query<T>(sql: string, params: Params | undefined, _req: AutocommitRequest): Promise<T[]> {
@@ -235,20 +308,40 @@ export class MysqlResource implements Resource {
    * One statement in autocommit on a pooled connection, borrowed with the acquire timeout
    * (a pool held by suspended transactions fails instead of hanging).
    */
-  async #autocommit(sql: string, params: Params | undefined): Promise<unknown> {
-    this.guard(sql);
-    const values = checkParams(params);
-    const conn = await this.acquire('an autocommit statement');
+  #autocommit(sql: string, params: Params | undefined): Promise<unknown> {
+    let values: unknown[] | undefined;
     try {
-      const [result] = await conn.query(sql, values);
-      conn.release();
-      return result;
+      this.guard(sql);
+      values = checkParams(params);
     } catch (err) {
-      const e = toTxkitError(err, { flavor: this.#facts?.info.flavor, phase: 'autocommit' });
-      if (classificationOf(e)?.scope === 'connection') this.discard(conn, 'connection failed in autocommit');
-      else conn.release();
-      throw e;
+      return Promise.reject(err);
     }
+    return new Promise((resolve, reject) => {
+      this.#take('an autocommit statement', (err, conn) => {
+        if (err) {
+          reject(err);
+          return;
+        }
+        const c = conn as Conn;
+        const failed = (raw: unknown) => {
+          const e = toTxkitError(raw, { flavor: this.#facts?.info.flavor, phase: 'autocommit' });
+          if (classificationOf(e)?.scope === 'connection') this.discard(c, 'connection failed in autocommit');
+          else c.release();
+          reject(e);
+        };
+        try {
+          c.query(sql, values, (raw: unknown, result: unknown) => {
+            if (raw) failed(raw);
+            else {
+              c.release();
+              resolve(result);
+            }
+          });
+        } catch (raw) {
+          failed(raw);
+        }
+      });
+    });
   }
 
   /** A side connection to the same server, outside the pool (which may be exhausted). */

@@ -20,6 +20,7 @@ import {
   type Conn,
   checkParams,
   implicitCommitKeyword,
+  queryOn,
   SERVER_STATUS_IN_TRANS,
   toExecuteResult,
 } from './statement.js';
@@ -32,6 +33,12 @@ export interface ServerFacts {
   globalLockWaitTimeoutSec: number;
   snapshotIsolation: boolean;
 }
+
+/** How a statement's result is handed back: as the driver gave it, as rows, or as an ExecuteResult. */
+type Shape = 0 | 1 | 2;
+const RAW: Shape = 0;
+const ROWS: Shape = 1;
+const EXECUTE: Shape = 2;
 
 /** One MySQL transaction on one pooled connection. */
 export class MysqlTx implements ResourceTx {
@@ -73,28 +80,72 @@ export class MysqlTx implements ResourceTx {
   }
 
   /** Runs one statement; classifies errors and notices when the server ended the transaction. */
-  async run(sql: string, values: unknown[] | undefined, opts: { nowait?: boolean } = {}): Promise<unknown> {
-    const refused = this.#refuse();
-    if (refused) throw refused;
-    this.#busy = true;
+  run(sql: string, values: unknown[] | undefined, opts?: { nowait?: boolean }): Promise<unknown> {
+    return this.#send(sql, values, opts?.nowait === true, RAW);
+  }
+
+  /**
+   * Sends one statement on the callback API: one promise per statement, with the result
+   * shaped in the driver's callback (no `.then` chain, no async frames on the happy path).
+   */
+  #send(sql: string, values: unknown[] | undefined, nowait: boolean, shape: Shape): Promise<never> {
+    return new Promise((resolve, reject) => {
+      const refused = this.#refuse();
+      if (refused) throw refused;
+      this.#busy = true;
+      try {
+        this.conn.query(sql, values, (raw: unknown, result: unknown) => {
+          this.#busy = false;
+          if (raw) {
+            this.#failed(raw, nowait, reject);
+            return;
+          }
+          try {
+            if (!Array.isArray(result)) this.#checkStillInTransaction(result as mysql2.ResultSetHeader);
+            resolve(
+              (shape === RAW
+                ? result
+                : shape === ROWS
+                  ? Array.isArray(result)
+                    ? result
+                    : []
+                  : toExecuteResult(result)) as never,
+            );
+          } catch (err) {
+            reject(err);
+          }
+        });
+      } catch (raw) {
+        // The driver refused synchronously (e.g. values it cannot format): nothing was sent.
+        this.#busy = false;
+        this.#failed(raw, nowait, reject);
+      }
+    });
+  }
+
+  #failed(raw: unknown, nowait: boolean, reject: (err: unknown) => void): void {
+    let err: TxkitError;
     try {
-      const [result] = await this.conn.query(sql, values);
-      if (!Array.isArray(result)) this.#checkStillInTransaction(result as mysql2.ResultSetHeader);
-      return result;
-    } catch (raw) {
-      const err = toTxkitError(raw, {
+      err = toTxkitError(raw, {
         flavor: this.facts.info.flavor,
         phase: 'statement',
         rollbackOnTimeout: this.facts.rollbackOnTimeout,
-        ...(opts.nowait ? { nowait: true } : {}),
+        ...(nowait ? { nowait: true } : {}),
       });
-      const c = classificationOf(err);
-      if (c && (c.scope === 'transaction' || c.scope === 'connection')) this.#abortCause ??= err;
-      else if (c && c.errno !== undefined) await this.#confirmStillInTransaction(err);
-      throw err;
-    } finally {
-      this.#busy = false;
+    } catch (classifyErr) {
+      reject(classifyErr);
+      return;
     }
+    const c = classificationOf(err);
+    if (c && (c.scope === 'transaction' || c.scope === 'connection')) this.#abortCause ??= err;
+    else if (c && c.errno !== undefined) {
+      this.#confirmStillInTransaction(err).then(
+        () => reject(err),
+        () => reject(err),
+      );
+      return;
+    }
+    reject(err);
   }
 
   #checkStillInTransaction(h: mysql2.ResultSetHeader): void {
@@ -108,7 +159,7 @@ export class MysqlTx implements ResourceTx {
   /** After a statement-level error: did the server keep the transaction? (`DO 0` reads the status flag.) */
   async #confirmStillInTransaction(err: TxkitError): Promise<void> {
     try {
-      const [h] = await this.conn.query('DO 0');
+      const h = await queryOn(this.conn, 'DO 0');
       const status = (h as mysql2.ResultSetHeader).serverStatus;
       if (typeof status === 'number' && (status & SERVER_STATUS_IN_TRANS) === 0 && !this.xid)
         this.#abortCause ??= err;
@@ -127,19 +178,30 @@ export class MysqlTx implements ResourceTx {
     }
   }
 
-  async query<T>(sql: string, params?: Params): Promise<T[]> {
-    this.#sql(sql);
-    const result = await this.run(sql, checkParams(params));
-    return (Array.isArray(result) ? result : []) as T[];
+  query<T>(sql: string, params?: Params): Promise<T[]> {
+    let values: unknown[] | undefined;
+    try {
+      this.#sql(sql);
+      values = checkParams(params);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.#send(sql, values, false, ROWS);
   }
 
-  async execute(sql: string, params?: Params): Promise<ExecuteResult> {
-    this.#sql(sql);
-    if (this.readOnly && /^\s*(INSERT|UPDATE|DELETE|REPLACE)\b/i.test(sql)) {
-      // The server would say 1792 too; saying it first costs nothing.
-      throw new ReadOnlyTransactionError(`transaction ${this.txId} is READ ONLY`);
+  execute(sql: string, params?: Params): Promise<ExecuteResult> {
+    let values: unknown[] | undefined;
+    try {
+      this.#sql(sql);
+      if (this.readOnly && /^\s*(INSERT|UPDATE|DELETE|REPLACE)\b/i.test(sql)) {
+        // The server would say 1792 too; saying it first costs nothing.
+        throw new ReadOnlyTransactionError(`transaction ${this.txId} is READ ONLY`);
+      }
+      values = checkParams(params);
+    } catch (err) {
+      return Promise.reject(err);
     }
-    return toExecuteResult(await this.run(sql, checkParams(params)));
+    return this.#send(sql, values, false, EXECUTE);
   }
 
   async #control(sql: string): Promise<void> {
@@ -170,39 +232,55 @@ export class MysqlTx implements ResourceTx {
     await this.resource.killQuery(this.conn.threadId);
   }
 
-  async commit(): Promise<void> {
+  commit(): Promise<void> {
     const refused = this.#refuse();
-    if (refused) {
-      await this.rollback();
-      throw refused;
-    }
-    try {
-      if (this.xid) await this.conn.query(`XA END ${xidSql(this.xid)}`);
-      await this.conn.query(this.xid ? `XA COMMIT ${xidSql(this.xid)} ONE PHASE` : 'COMMIT');
-    } catch (raw) {
-      const err = toTxkitError(raw, { flavor: this.facts.info.flavor, phase: 'commit' });
-      const c = classificationOf(err);
-      if (c?.commitOutcomeUnknown || c?.scope === 'connection') {
-        this.#done = true;
-        this.resource.discard(this.conn, 'connection failed during COMMIT');
-        throw err;
+    if (refused) return this.rollback().then(() => Promise.reject(refused));
+    if (this.xid !== undefined) return this.#commitXa(this.xid);
+    return new Promise((resolve, reject) => {
+      try {
+        this.conn.query('COMMIT', (raw: unknown) => {
+          if (raw) this.#commitFailed(raw).then(resolve, reject);
+          else this.#finish(resolve);
+        });
+      } catch (raw) {
+        this.#commitFailed(raw).then(resolve, reject);
       }
-      // The server refused the COMMIT: make sure nothing stays open, then report it.
-      this.#abortCause ??= err;
-      await this.rollback();
+    });
+  }
+
+  async #commitXa(xid: string): Promise<void> {
+    try {
+      await queryOn(this.conn, `XA END ${xidSql(xid)}`);
+      await queryOn(this.conn, `XA COMMIT ${xidSql(xid)} ONE PHASE`);
+    } catch (raw) {
+      return this.#commitFailed(raw);
+    }
+    await new Promise<void>((resolve) => this.#finish(resolve));
+  }
+
+  /** COMMIT failed: in doubt (connection gone) or refused (make sure nothing stays open). Always rejects. */
+  async #commitFailed(raw: unknown): Promise<never> {
+    const err = toTxkitError(raw, { flavor: this.facts.info.flavor, phase: 'commit' });
+    const c = classificationOf(err);
+    if (c?.commitOutcomeUnknown || c?.scope === 'connection') {
+      this.#done = true;
+      this.resource.discard(this.conn, 'connection failed during COMMIT');
       throw err;
     }
-    await this.#finish();
+    // The server refused the COMMIT: make sure nothing stays open, then report it.
+    this.#abortCause ??= err;
+    await this.rollback();
+    throw err;
   }
 
   async rollback(): Promise<void> {
     if (this.#done) return;
     try {
       if (this.xid) {
-        await this.conn.query(`XA END ${xidSql(this.xid)}`).catch(() => {});
-        await this.conn.query(`XA ROLLBACK ${xidSql(this.xid)}`);
+        await queryOn(this.conn, `XA END ${xidSql(this.xid)}`).catch(() => {});
+        await queryOn(this.conn, `XA ROLLBACK ${xidSql(this.xid)}`);
       } else {
-        await this.conn.query('ROLLBACK');
+        await queryOn(this.conn, 'ROLLBACK');
       }
     } catch {
       this.#done = true;
@@ -210,17 +288,37 @@ export class MysqlTx implements ResourceTx {
       this.resource.discard(this.conn, 'ROLLBACK failed');
       return;
     }
-    await this.#finish();
+    await new Promise<void>((resolve) => this.#finish(resolve));
   }
 
-  /** Restores session settings and returns the connection, or destroys it when that fails. */
-  async #finish(): Promise<void> {
+  /**
+   * Restores session settings and returns the connection, or destroys it when that fails;
+   * then calls `done` (callback style: COMMIT's one promise is the only one on the happy path).
+   */
+  #finish(done: () => void): void {
     this.#done = true;
+    if (!this.sessionChanged) {
+      this.#release();
+      done();
+      return;
+    }
     try {
-      if (this.sessionChanged) await this.conn.query('SET SESSION innodb_lock_wait_timeout = DEFAULT');
-      this.conn.release();
+      this.conn.query('SET SESSION innodb_lock_wait_timeout = DEFAULT', (err: unknown) => {
+        if (err) this.resource.discard(this.conn, 'could not restore session settings');
+        else this.#release();
+        done();
+      });
     } catch {
       this.resource.discard(this.conn, 'could not restore session settings');
+      done();
+    }
+  }
+
+  #release(): void {
+    try {
+      this.conn.release();
+    } catch {
+      this.resource.discard(this.conn, 'could not return the connection to the pool');
     }
   }
 
@@ -246,8 +344,8 @@ export class MysqlTx implements ResourceTx {
       throw refused;
     }
     try {
-      await this.conn.query(`XA END ${xidSql(gid)}`);
-      await this.conn.query(`XA PREPARE ${xidSql(gid)}`);
+      await queryOn(this.conn, `XA END ${xidSql(gid)}`);
+      await queryOn(this.conn, `XA PREPARE ${xidSql(gid)}`);
     } catch (raw) {
       const err = toTxkitError(raw, { flavor: this.facts.info.flavor, phase: 'statement' });
       await this.rollback();

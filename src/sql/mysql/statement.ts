@@ -2,6 +2,7 @@
  * Statement helpers shared by the resource and its transactions: parameters, results,
  * the in-transaction status flag, and statements that would implicitly commit.
  */
+import type { PoolConnection as CorePoolConnection } from 'mysql2';
 import type mysql2 from 'mysql2/promise';
 import { InvalidArgumentError } from '../../core/errors.js';
 import type { ExecuteResult, Params } from '../../core/resource.js';
@@ -18,7 +19,22 @@ export function implicitCommitKeyword(sql: string): string | undefined {
 
 export const SERVER_STATUS_IN_TRANS = 0x01;
 
-export type Conn = mysql2.PoolConnection;
+/**
+ * A pooled connection on mysql2's callback API. The promise API wraps every query in a
+ * promise of its own (and every borrowed connection in an EventEmitter); txkit makes the
+ * one promise per statement itself, so each statement costs one promise, not three.
+ */
+export type Conn = CorePoolConnection;
+
+/** One statement as a promise of its raw result (for paths off the per-transaction hot path). */
+export function queryOn(conn: Conn, sql: string, values?: unknown[]): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    conn.query(sql, values, (err: unknown, result: unknown) => {
+      if (err) reject(err);
+      else resolve(result);
+    });
+  });
+}
 
 export function checkParams(params: Params | undefined): unknown[] | undefined {
   if (params === undefined) return undefined;

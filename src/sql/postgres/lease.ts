@@ -58,10 +58,14 @@ export function affected(r: pg.QueryResult | pg.QueryResult[]): ExecuteResult {
   return { rowsAffected: list.reduce((n, x) => n + (x.rowCount ?? 0), 0) };
 }
 
-/** The lease currently holding each checked-out client (one shared listener, no per-lease closure). */
-const leases = new WeakMap<object, Lease>();
-function onLeasedClientError(this: object, err: unknown): void {
-  const lease = leases.get(this);
+/** The lease currently holding a checked-out client, kept on the client itself (no per-lease closure or map). */
+const LEASE = Symbol('txkit.pg.lease');
+/** Marks a client whose shared 'error' listener is attached (checked without copying its listener list). */
+const WATCHED = Symbol('txkit.pg.watched');
+type LeasedClient = PgClient & { [LEASE]?: Lease | undefined; [WATCHED]?: true };
+
+function onLeasedClientError(this: LeasedClient, err: unknown): void {
+  const lease = this[LEASE];
   if (!lease) return;
   lease.dead = true;
   lease.deathCause ??= err;
@@ -79,9 +83,13 @@ export class Lease {
     readonly client: PgClient,
     private readonly events: EventHub<PgResourceEvents>,
   ) {
-    leases.set(client, this);
+    const c = client as LeasedClient;
+    c[LEASE] = this;
     // Attached once per client and kept: a late socket error on any client must not crash the process.
-    if (!client.listeners('error').includes(onLeasedClientError)) client.on('error', onLeasedClientError);
+    if (c[WATCHED] !== true) {
+      c[WATCHED] = true;
+      if (!client.listeners('error').includes(onLeasedClientError)) client.on('error', onLeasedClientError);
+    }
   }
 
   /** Returns the connection only when it is idle and nothing can still hit it; else destroys it. */
@@ -98,7 +106,7 @@ export class Lease {
           : status != null && status !== 'I'
             ? `the server reports transaction status '${status}', not idle`
             : undefined);
-    leases.delete(this.client);
+    (this.client as LeasedClient)[LEASE] = undefined;
     if (reason !== undefined) {
       if (this.events.wants('connection-destroyed')) this.events.emit('connection-destroyed', { reason });
       this.client.release(new Error(`txkit: connection destroyed: ${reason}`));

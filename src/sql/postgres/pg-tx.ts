@@ -22,6 +22,18 @@ import { affected, type Lease, positional, rowsOf } from './lease.js';
 import { assertGid, prepareTransaction } from './prepared.js';
 import { SelfDeadlockWatch } from './self-deadlock.js';
 
+/** What pg hands a query callback: one result, or one per statement of a multi-statement string. */
+type PgResult = pg.QueryResult | pg.QueryResult[];
+/** A client queried as `query(text, values, callback)`: no promise of pg's own. */
+interface CallbackClient {
+  query(
+    text: string,
+    values: unknown[] | undefined,
+    callback: (err: Error | null | undefined, result: PgResult) => void,
+  ): void;
+}
+const ignore = (): void => {};
+
 /** One PostgreSQL transaction on one pooled connection. */
 export class PgTx implements ResourceTx {
   #done = false;
@@ -78,45 +90,63 @@ export class PgTx implements ResourceTx {
     return values;
   }
 
-  /** Sends one statement; failures come back classified (and abort the transaction when the server says so). */
-  #send(text: string, values: unknown[] | undefined, phase: PgPhase): Promise<pg.QueryResult> {
-    this.#inflight++;
-    const c = this.lease.client;
-    const sent = (values === undefined ? c.query(text) : c.query(text, values)) as Promise<pg.QueryResult>;
-    if (this.holderPids.length > 0 && phase === 'statement' && c.processID !== undefined) {
-      this.#watch ??= new SelfDeadlockWatch(this.resource.options.clientConfig, c.processID, this.holderPids);
-      this.#watch.watch(sent, (blocker) => {
-        this.#selfDeadlock = blocker;
-        void this.cancel().catch(() => {});
-      });
-    }
-    return sent.then(
-      (r) => {
-        this.#inflight--;
-        return r;
-      },
-      (err: unknown) => {
-        this.#inflight--;
-        // Inside a transaction nothing is committed until COMMIT: a lost connection before it
-        // rolled everything back, so re-running the whole transaction is safe.
-        const e = classifyPgError(this.#reason(err), {
-          phase,
-          connectionLost: this.lease.dead,
-          nothingSent: phase !== 'commit',
+  /**
+   * Sends one statement and maps its result in the driver's callback: one promise per
+   * statement (pg's own promise API would add two, and each costs an async hook on Node 20).
+   */
+  #send<R>(text: string, values: unknown[] | undefined, phase: PgPhase, map: (r: PgResult) => R): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
+      this.#inflight++;
+      const c = this.lease.client;
+      let settleWatch: (() => void) | undefined;
+      if (this.holderPids.length > 0 && phase === 'statement' && c.processID !== undefined) {
+        const pending = new Promise<void>((r) => {
+          settleWatch = r;
         });
-        if (phase !== 'commit' && e.sqlState !== undefined) this.#aborted ??= e;
-        if (this.#selfDeadlock !== undefined && e.sqlState === '57014') {
-          throw new SelfDeadlockError(
-            `transaction ${this.txId} (propagation 'requires_new' or 'not_supported') waited for a lock held by ` +
-              `its own suspended outer transaction (server process ${this.#selfDeadlock}), which cannot finish ` +
-              'before this one: the statement was cancelled. Do this work in the outer transaction (a nested ' +
-              'scope), or after it ends.',
-            { cause: e, sqlState: '57014' },
-          );
+        this.#watch ??= new SelfDeadlockWatch(
+          this.resource.options.clientConfig,
+          c.processID,
+          this.holderPids,
+        );
+        this.#watch.watch(pending, (blocker) => {
+          this.#selfDeadlock = blocker;
+          void this.cancel().catch(() => {});
+        });
+      }
+      (c as unknown as CallbackClient).query(text, values, (err, r) => {
+        this.#inflight--;
+        settleWatch?.();
+        if (err) {
+          // Classified a microtask later, as pg's promise API would: by then a dying socket has
+          // marked the lease dead, and a server error is followed by its ReadyForQuery.
+          queueMicrotask(() => reject(this.#failure(err, phase)));
+          return;
         }
-        throw e;
-      },
-    );
+        resolve(map(r));
+      });
+    });
+  }
+
+  /** The error a failed statement reports (and aborts the transaction with, when the server says so). */
+  #failure(err: unknown, phase: PgPhase): TxkitError {
+    // Inside a transaction nothing is committed until COMMIT: a lost connection before it
+    // rolled everything back, so re-running the whole transaction is safe.
+    const e = classifyPgError(this.#reason(err), {
+      phase,
+      connectionLost: this.lease.dead,
+      nothingSent: phase !== 'commit',
+    });
+    if (phase !== 'commit' && e.sqlState !== undefined) this.#aborted ??= e;
+    if (this.#selfDeadlock !== undefined && e.sqlState === '57014') {
+      return new SelfDeadlockError(
+        `transaction ${this.txId} (propagation 'requires_new' or 'not_supported') waited for a lock held by ` +
+          `its own suspended outer transaction (server process ${this.#selfDeadlock}), which cannot finish ` +
+          'before this one: the statement was cancelled. Do this work in the outer transaction (a nested ' +
+          'scope), or after it ends.',
+        { cause: e, sqlState: '57014' },
+      );
+    }
+    return e;
   }
 
   query<T>(sql: string, params?: Params): Promise<T[]> {
@@ -126,7 +156,7 @@ export class PgTx implements ResourceTx {
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.#send(sql, values, 'statement').then((r) => rowsOf<T>(r));
+    return this.#send(sql, values, 'statement', rowsOf as (r: PgResult) => T[]);
   }
 
   execute(sql: string, params?: Params): Promise<ExecuteResult> {
@@ -136,26 +166,26 @@ export class PgTx implements ResourceTx {
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.#send(sql, values, 'statement').then(affected);
+    return this.#send(sql, values, 'statement', affected);
   }
 
   async savepoint(name: string): Promise<void> {
     assertIdentifier(name, 'savepoint name');
     this.#precheck('SELECT 1', undefined);
-    await this.#send(`SAVEPOINT "${name}"`, undefined, 'savepoint');
+    await this.#send(`SAVEPOINT "${name}"`, undefined, 'savepoint', ignore);
   }
 
   async rollbackTo(name: string): Promise<void> {
     assertIdentifier(name, 'savepoint name');
     if (this.#done) throw new TransactionClosedError(`transaction ${this.txId} has ended`);
-    await this.#send(`ROLLBACK TO SAVEPOINT "${name}"`, undefined, 'savepoint');
+    await this.#send(`ROLLBACK TO SAVEPOINT "${name}"`, undefined, 'savepoint', ignore);
     this.#aborted = undefined; // the server restored the transaction to the savepoint
   }
 
   async release(name: string): Promise<void> {
     assertIdentifier(name, 'savepoint name');
     this.#precheck('SELECT 1', undefined);
-    await this.#send(`RELEASE SAVEPOINT "${name}"`, undefined, 'savepoint');
+    await this.#send(`RELEASE SAVEPOINT "${name}"`, undefined, 'savepoint', ignore);
   }
 
   usableAfterError(err: TxkitError): boolean {
@@ -169,52 +199,80 @@ export class PgTx implements ResourceTx {
     );
   }
 
-  async commit(): Promise<void> {
-    if (this.#done) throw new TransactionClosedError(`transaction ${this.txId} has ended`);
+  commit(): Promise<void> {
+    if (this.#done) return Promise.reject(new TransactionClosedError(`transaction ${this.txId} has ended`));
     if (this.lease.dead) {
       this.#finish('the connection failed');
       if (isServerError(this.lease.deathCause) && this.lease.deathCause.code === '25P03') {
-        throw classifyPgError(this.lease.deathCause);
+        return Promise.reject(classifyPgError(this.lease.deathCause));
       }
-      throw new ConnectionLostError(
-        `the connection of transaction ${this.txId} was lost before COMMIT: the server rolled it back`,
-        { retryable: true },
+      return Promise.reject(
+        new ConnectionLostError(
+          `the connection of transaction ${this.txId} was lost before COMMIT: the server rolled it back`,
+          { retryable: true },
+        ),
       );
     }
-    let result: pg.QueryResult;
-    try {
-      result = await this.#send('COMMIT', undefined, 'commit');
-    } catch (err) {
-      this.#finish(
-        this.lease.dead || (err as TxkitError).code === 'E_COMMIT_UNKNOWN'
-          ? 'COMMIT failed in doubt'
-          : undefined,
-      );
-      throw err;
-    }
-    this.#finish();
-    if (result.command !== 'COMMIT') {
-      throw new TransactionRolledBackError(
-        `COMMIT of transaction ${this.txId} answered ${result.command}: the server had aborted it, nothing was committed`,
-      );
-    }
+    return new Promise<void>((resolve, reject) => {
+      this.#end('COMMIT', (err, r) => {
+        if (err) {
+          queueMicrotask(() => {
+            const e = this.#failure(err, 'commit');
+            this.#finish(
+              this.lease.dead || e.code === 'E_COMMIT_UNKNOWN' ? 'COMMIT failed in doubt' : undefined,
+            );
+            reject(e);
+          });
+          return;
+        }
+        this.#finish();
+        const command = (r as pg.QueryResult).command;
+        if (command === 'COMMIT') resolve();
+        else
+          reject(
+            new TransactionRolledBackError(
+              `COMMIT of transaction ${this.txId} answered ${command}: the server had aborted it, nothing was committed`,
+            ),
+          );
+      });
+    });
   }
 
-  async rollback(): Promise<void> {
-    if (this.#done) return;
+  rollback(): Promise<void> {
+    if (this.#done) return Promise.resolve();
     if (this.lease.dead) {
       this.#finish('the connection failed'); // the server rolls back a transaction whose session ended
-      return;
+      return Promise.resolve();
     }
-    try {
-      await this.#send('ROLLBACK', undefined, 'rollback');
-    } catch (err) {
-      const lost = this.lease.dead;
-      this.#finish('ROLLBACK failed');
-      if (!lost) throw err;
-      return;
-    }
-    this.#finish();
+    return new Promise<void>((resolve, reject) => {
+      this.#end('ROLLBACK', (err) => {
+        if (err) {
+          queueMicrotask(() => {
+            const e = this.#failure(err, 'rollback');
+            const lost = this.lease.dead;
+            this.#finish('ROLLBACK failed');
+            if (lost) resolve();
+            else reject(e);
+          });
+          return;
+        }
+        this.#finish();
+        resolve();
+      });
+    });
+  }
+
+  /**
+   * Sends COMMIT or ROLLBACK with a callback. A success is reported from pg's ReadyForQuery
+   * handling, so the session status is already known and the connection can be released at
+   * once; a failure arrives before its ReadyForQuery, so callers defer its handling.
+   */
+  #end(text: 'COMMIT' | 'ROLLBACK', done: (err: Error | null | undefined, r: PgResult) => void): void {
+    this.#inflight++;
+    (this.lease.client as unknown as CallbackClient).query(text, undefined, (err, r) => {
+      this.#inflight--;
+      done(err, r);
+    });
   }
 
   async cancel(): Promise<void> {

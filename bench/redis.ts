@@ -62,7 +62,7 @@ function printRows(title: string, rows: Row[], baseline: string): void {
   console.log(
     'method'.padEnd(34) +
       'ops/s'.padStart(10) +
-      `x ${baseline}`.padStart(14) +
+      'x Lua'.padStart(10) +
       'committed'.padStart(11) +
       'conflicts'.padStart(11) +
       'gave up'.padStart(9) +
@@ -73,7 +73,7 @@ function printRows(title: string, rows: Row[], baseline: string): void {
     console.log(
       r.name.padEnd(34) +
         rate.toFixed(0).padStart(10) +
-        `${(rate / baseRate).toFixed(2)}x`.padStart(14) +
+        `${(rate / baseRate).toFixed(2)}x`.padStart(10) +
         String(r.committed).padStart(11) +
         String(r.conflicts).padStart(11) +
         String(r.failed).padStart(9) +
@@ -166,7 +166,8 @@ async function hotKey(url: string): Promise<void> {
 
 async function multiOverhead(url: string): Promise<void> {
   const raw = new Redis(url);
-  const tx = redisTx(new Redis(url));
+  const forTx = new Redis(url);
+  const tx = redisTx(forTx);
   await tx.multi((m) => m.get('warm'));
   await raw.ping();
   const best = { raw: Number.POSITIVE_INFINITY, txkit: Number.POSITIVE_INFINITY };
@@ -197,6 +198,7 @@ async function multiOverhead(url: string): Promise<void> {
       `${(txRate / rawRate).toFixed(2)}x raw, overhead ${((best.txkit / best.raw - 1) * 100).toFixed(1)}% (target <= 5%)`,
   );
   await tx.close();
+  forTx.disconnect();
   raw.disconnect();
 }
 

@@ -108,45 +108,64 @@ export class PostgresResource implements Resource {
   }
 
   /** Checks out a connection, waiting at most `acquireTimeoutMs` (and never past `deadline`). */
-  async acquire(what: string, suspended: readonly ResourceTx[], deadline?: number): Promise<Lease> {
-    if (this.#closed) throw new ConnectionLostError('this postgres database has been closed');
+  acquire(what: string, suspended: readonly ResourceTx[], deadline?: number): Promise<Lease> {
+    return new Promise((resolve, reject) => {
+      this.#checkout(what, suspended, deadline, (err, lease) => {
+        if (err) reject(err);
+        else resolve(lease as Lease);
+      });
+    });
+  }
+
+  /**
+   * {@link acquire} on pg-pool's callback API (no promise of its own). `what` names the waiter
+   * in a timeout message; a BeginRequest is turned into its label only when one is needed.
+   */
+  #checkout(
+    what: string | BeginRequest,
+    suspended: readonly ResourceTx[],
+    deadline: number | undefined,
+    done: (err: TxkitError | undefined, lease?: Lease) => void,
+  ): void {
+    if (this.#closed) {
+      done(new ConnectionLostError('this postgres database has been closed'));
+      return;
+    }
+    if (this.pool.idleCount > this.pool.waitingCount) {
+      // An idle connection is free for us right now: no need to arm a timeout.
+      this.pool.connect((err, client) => {
+        if (err) done(classifyPgError(err, { phase: 'connect', nothingSent: true }));
+        else done(undefined, new Lease(client as PgClient, this.events));
+      });
+      return;
+    }
     const untilDeadline =
       deadline === undefined ? Number.POSITIVE_INFINITY : Math.max(0, deadline - performance.now());
     const waitMs = Math.min(this.options.acquireTimeoutMs, untilDeadline);
-    if (this.pool.idleCount > this.pool.waitingCount) {
-      // An idle connection is free for us right now: no need to arm a timeout.
-      try {
-        return new Lease((await this.pool.connect()) as PgClient, this.events);
-      } catch (err) {
-        throw classifyPgError(err, { phase: 'connect', nothingSent: true });
-      }
-    }
-    const connecting = this.pool.connect() as Promise<PgClient>;
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        reject(
-          waitMs === untilDeadline
-            ? new TransactionTimeoutError(
-                `the transaction deadline passed while ${what} waited for a connection`,
-              )
-            : this.#poolTimeout(what, suspended, waitMs),
-        );
-      }, waitMs);
-    });
-    try {
-      const client = await Promise.race([connecting, timedOut]);
-      return new Lease(client, this.events);
-    } catch (err) {
-      connecting.then(
-        (c) => c.release(),
-        () => {},
+    let settled = false;
+    const timer = setTimeout(() => {
+      settled = true;
+      const label = typeof what === 'string' ? what : txLabel(what);
+      done(
+        waitMs === untilDeadline
+          ? new TransactionTimeoutError(
+              `the transaction deadline passed while ${label} waited for a connection`,
+            )
+          : this.#poolTimeout(label, suspended, waitMs),
       );
-      if (err instanceof TxkitError) throw err;
-      throw classifyPgError(err, { phase: 'connect', nothingSent: true });
-    } finally {
+    }, waitMs);
+    this.pool.connect((err, client) => {
+      if (settled) {
+        // Too late: the waiter has given up. Hand the connection straight back.
+        if (!err) (client as PgClient).release();
+        return;
+      }
+      settled = true;
       clearTimeout(timer);
-    }
+      if (err)
+        done(err instanceof TxkitError ? err : classifyPgError(err, { phase: 'connect', nothingSent: true }));
+      else done(undefined, new Lease(client as PgClient, this.events));
+    });
   }
 
   #poolTimeout(what: string, suspended: readonly ResourceTx[], waitMs: number): PoolTimeoutError {
@@ -166,29 +185,69 @@ export class PostgresResource implements Resource {
     return new PoolTimeoutError(msg);
   }
 
-  async begin(req: BeginRequest): Promise<ResourceTx> {
-    const txOptions = resolveTxOptions(req.extra);
-    if (req.deferrable && !(req.isolation === 'serializable' && req.readOnly)) {
-      throw new InvalidOptionError(
-        "deferrable only has an effect with isolation 'serializable' and readOnly: true",
-      );
-    }
-    const suspendedHere = this.#suspendedHere(req.suspended);
-    if (
-      suspendedHere.length > 0 &&
-      txOptions.lockTimeoutMs === undefined &&
-      this.options.suspendedLockTimeoutMs > 0
-    ) {
-      // An inner transaction waiting on a row lock of its own suspended outer transaction
-      // would wait forever (the server sees no cycle): bound the wait.
-      txOptions.lockTimeoutMs = this.options.suspendedLockTimeoutMs;
-    }
-    const label = `transaction ${req.txId}${req.name ? ` (${req.name})` : ''}`;
-    const lease = await this.acquire(label, req.suspended, req.deadline);
-    const needDefault = req.isolation === undefined && this.#serverDefaultIsolation === undefined;
+  /**
+   * Checks out a connection and sends BEGIN, all on callbacks: the common case (nothing to
+   * `SET LOCAL`, server default level known) costs one promise. Settings and the one-time
+   * `SHOW transaction_isolation` continue in {@link #completeBegin}.
+   */
+  begin(req: BeginRequest): Promise<ResourceTx> {
+    let settings: LocalSettings | undefined;
+    let suspendedHere: readonly PgTx[];
     try {
-      await lease.client.query(beginSql(req.isolation, req.readOnly, req.deferrable));
-      await applyLocalSettings(lease.client, txOptions);
+      const txOptions = resolveTxOptions(req.extra);
+      if (req.deferrable && !(req.isolation === 'serializable' && req.readOnly)) {
+        throw new InvalidOptionError(
+          "deferrable only has an effect with isolation 'serializable' and readOnly: true",
+        );
+      }
+      suspendedHere = req.suspended.length === 0 ? NO_TXS : this.#suspendedHere(req.suspended);
+      if (
+        suspendedHere.length > 0 &&
+        txOptions.lockTimeoutMs === undefined &&
+        this.options.suspendedLockTimeoutMs > 0
+      ) {
+        // An inner transaction waiting on a row lock of its own suspended outer transaction
+        // would wait forever (the server sees no cycle): bound the wait.
+        txOptions.lockTimeoutMs = this.options.suspendedLockTimeoutMs;
+      }
+      settings = localSettings(txOptions);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const sql = beginSql(req.isolation, req.readOnly, req.deferrable);
+    return new Promise<ResourceTx>((resolve, reject) => {
+      this.#checkout(req, req.suspended, req.deadline, (err, lease) => {
+        if (err) {
+          reject(err);
+          return;
+        }
+        const l = lease as Lease;
+        (l.client as unknown as CallbackClient).query(sql, undefined, (beginErr) => {
+          const needDefault = req.isolation === undefined && this.#serverDefaultIsolation === undefined;
+          if (beginErr || settings !== undefined || needDefault) {
+            this.#completeBegin(l, beginErr ?? undefined, settings, needDefault).then(
+              () => resolve(this.#newTx(l, req, suspendedHere)),
+              reject,
+            );
+            return;
+          }
+          resolve(this.#newTx(l, req, suspendedHere));
+        });
+      });
+    });
+  }
+
+  /** After BEGIN: applies the settings and learns the server's default level, or cleans up a failure. */
+  async #completeBegin(
+    lease: Lease,
+    beginErr: Error | undefined,
+    settings: LocalSettings | undefined,
+    needDefault: boolean,
+  ): Promise<void> {
+    try {
+      // A failure is handled a microtask later, once pg has also seen the ReadyForQuery or socket error.
+      if (beginErr) await Promise.reject(beginErr);
+      if (settings !== undefined) await lease.client.query(settings.text, settings.values);
       if (needDefault) {
         const { rows } = await lease.client.query<{ transaction_isolation: string }>(
           'SHOW transaction_isolation',
@@ -203,10 +262,15 @@ export class PostgresResource implements Resource {
       lease.release(lost ? 'the connection failed during BEGIN' : undefined);
       throw classifyPgError(err, { phase: 'begin', connectionLost: lost, nothingSent: true });
     }
+  }
+
+  #newTx(lease: Lease, req: BeginRequest, suspendedHere: readonly PgTx[]): PgTx {
     let isolation = req.isolation ?? this.#serverDefaultIsolation ?? 'read committed';
     if (isolation === 'read uncommitted') isolation = 'read committed';
+    if (suspendedHere.length === 0)
+      return new PgTx(this, lease, req.txId, isolation, req.readOnly, false, NO_PIDS);
     const holders = suspendedHere.map((t) => t.processId).filter((pid): pid is number => pid !== undefined);
-    return new PgTx(this, lease, req.txId, isolation, req.readOnly, suspendedHere.length > 0, holders);
+    return new PgTx(this, lease, req.txId, isolation, req.readOnly, true, holders);
   }
 
   async query<T>(sql: string, params: Params | undefined, req: AutocommitRequest): Promise<T[]> {
@@ -280,8 +344,35 @@ export class PostgresResource implements Resource {
   }
 }
 
-/** `SET LOCAL` equivalents with bound values (SET itself takes no parameters). */
-async function applyLocalSettings(client: PgClient, o: PostgresTransactionOptions): Promise<void> {
+const NO_TXS: readonly PgTx[] = Object.freeze([]);
+const NO_PIDS: readonly number[] = Object.freeze([]);
+
+/** How a transaction is named in a pool-timeout message. */
+function txLabel(req: BeginRequest): string {
+  return `transaction ${req.txId}${req.name ? ` (${req.name})` : ''}`;
+}
+
+/** A client queried as `query(text, values, callback)`: no promise of pg's own. */
+interface CallbackClient {
+  query(text: string, values: unknown[] | undefined, callback: (err: Error | null | undefined) => void): void;
+}
+
+/** One statement setting the transaction's local options. */
+interface LocalSettings {
+  text: string;
+  values: string[];
+}
+
+/** `SET LOCAL` equivalents with bound values (SET itself takes no parameters); undefined when there is nothing to set. */
+function localSettings(o: PostgresTransactionOptions): LocalSettings | undefined {
+  if (
+    o.statementTimeoutMs === undefined &&
+    o.lockTimeoutMs === undefined &&
+    o.idleInTransactionTimeoutMs === undefined &&
+    o.durability !== 'relaxed'
+  ) {
+    return undefined;
+  }
   const names: string[] = [];
   const values: string[] = [];
   const add = (name: string, value: string | undefined): void => {
@@ -293,7 +384,6 @@ async function applyLocalSettings(client: PgClient, o: PostgresTransactionOption
   add('lock_timeout', o.lockTimeoutMs?.toString());
   add('idle_in_transaction_session_timeout', o.idleInTransactionTimeoutMs?.toString());
   if (o.durability === 'relaxed') add('synchronous_commit', 'off');
-  if (names.length === 0) return;
   const calls = names.map((n, i) => `set_config('${n}', $${i + 1}, true)`).join(', ');
-  await client.query(`SELECT ${calls}`, values);
+  return { text: `SELECT ${calls}`, values };
 }

@@ -267,48 +267,49 @@ export class MysqlResource implements Resource {
           tx.lockWaitTimeoutSec = lwt;
         }
         if (xa !== undefined) tx.xid = xa;
-        const failed = (raw: unknown) => {
-          this.discard(c, 'begin failed');
-          reject(toTxkitError(raw, { flavor, phase: 'connect' }));
-        };
         try {
           if (statements === undefined) {
             c.query('START TRANSACTION', (raw: unknown) => {
-              if (raw) failed(raw);
+              if (raw) this.#beginFailed(c, raw, reject);
               else resolve(tx);
             });
             return;
           }
           let pending = statements.length;
           let first: unknown;
-          const one = (raw: unknown) => {
-            if (raw && first === undefined) first = raw;
-            if (--pending > 0) return;
-            if (first !== undefined) failed(first);
-            else resolve(tx);
-          };
-          for (const sql of statements) c.query(sql, one);
+          for (const sql of statements) {
+            c.query(sql, (raw: unknown) => {
+              if (raw && first === undefined) first = raw;
+              if (--pending > 0) return;
+              if (first !== undefined) this.#beginFailed(c, first, reject);
+              else resolve(tx);
+            });
+          }
         } catch (raw) {
-          failed(raw);
+          this.#beginFailed(c, raw, reject);
         }
       });
     });
   }
 
-  async query<T>(sql: string, params: Params | undefined, _req: AutocommitRequest): Promise<T[]> {
-    const result = await this.#autocommit(sql, params);
-    return (Array.isArray(result) ? result : []) as T[];
+  #beginFailed(conn: Conn, raw: unknown, reject: (err: unknown) => void): void {
+    this.discard(conn, 'begin failed');
+    reject(toTxkitError(raw, { flavor: this.#facts?.info.flavor, phase: 'connect' }));
   }
 
-  async execute(sql: string, params: Params | undefined, _req: AutocommitRequest): Promise<ExecuteResult> {
-    return toExecuteResult(await this.#autocommit(sql, params));
+  query<T>(sql: string, params: Params | undefined, _req: AutocommitRequest): Promise<T[]> {
+    return this.#autocommit(sql, params, false) as Promise<T[]>;
+  }
+
+  execute(sql: string, params: Params | undefined, _req: AutocommitRequest): Promise<ExecuteResult> {
+    return this.#autocommit(sql, params, true) as Promise<ExecuteResult>;
   }
 
   /**
    * One statement in autocommit on a pooled connection, borrowed with the acquire timeout
    * (a pool held by suspended transactions fails instead of hanging).
    */
-  #autocommit(sql: string, params: Params | undefined): Promise<unknown> {
+  #autocommit(sql: string, params: Params | undefined, asExecute: boolean): Promise<unknown> {
     let values: unknown[] | undefined;
     try {
       this.guard(sql);
@@ -323,25 +324,26 @@ export class MysqlResource implements Resource {
           return;
         }
         const c = conn as Conn;
-        const failed = (raw: unknown) => {
-          const e = toTxkitError(raw, { flavor: this.#facts?.info.flavor, phase: 'autocommit' });
-          if (classificationOf(e)?.scope === 'connection') this.discard(c, 'connection failed in autocommit');
-          else c.release();
-          reject(e);
-        };
         try {
           c.query(sql, values, (raw: unknown, result: unknown) => {
-            if (raw) failed(raw);
+            if (raw) this.#autocommitFailed(c, raw, reject);
             else {
               c.release();
-              resolve(result);
+              resolve(asExecute ? toExecuteResult(result) : Array.isArray(result) ? result : []);
             }
           });
         } catch (raw) {
-          failed(raw);
+          this.#autocommitFailed(c, raw, reject);
         }
       });
     });
+  }
+
+  #autocommitFailed(conn: Conn, raw: unknown, reject: (err: unknown) => void): void {
+    const e = toTxkitError(raw, { flavor: this.#facts?.info.flavor, phase: 'autocommit' });
+    if (classificationOf(e)?.scope === 'connection') this.discard(conn, 'connection failed in autocommit');
+    else conn.release();
+    reject(e);
   }
 
   /** A side connection to the same server, outside the pool (which may be exhausted). */

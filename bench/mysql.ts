@@ -5,7 +5,8 @@
  * Rounds alternate; medians are reported. Raw mysql2 runs twice: with its defaults, and
  * with `trace: false` — the setting txkit's own pool uses (mysql2's per-query stack capture
  * costs tens of µs per transaction; txkit wraps errors with its own stack), so the second
- * ratio is txkit's own overhead on equal driver settings.
+ * ratio is txkit's own overhead on equal driver settings. "adapter alone" drives the MySQL
+ * resource through the SPI without the engine, to show where the overhead lies.
  *
  *   npx tsx bench/mysql.ts     (uses TXKIT_MYSQL_URL, or starts a private MariaDB)
  *   TXKIT_BENCH_TX=4000 TXKIT_BENCH_ROUNDS=7 npx tsx bench/mysql.ts
@@ -104,9 +105,28 @@ async function main(): Promise<void> {
         db.transaction(async (tx) => {
           await tx.execute('UPDATE bench_counters SET n = n + 1 WHERE id = ?', [rowOf(client, i)]);
         });
-      const runners = { raw, rawNoTrace, txkit: viaTxkit };
-      const ms: Record<keyof typeof runners, number[]> = { raw: [], rawNoTrace: [], txkit: [] };
-      const cpu: Record<keyof typeof runners, number[]> = { raw: [], rawNoTrace: [], txkit: [] };
+      // The adapter alone, driven through the resource SPI without the engine: shows how the
+      // overhead splits between the MySQL adapter and the engine (no retry, context, hooks).
+      let txNo = 0;
+      const adapterOnly = async (client: number, i: number) => {
+        const tx = await db.resource.begin({
+          txId: `bench-${++txNo}`,
+          readOnly: false,
+          deferrable: false,
+          suspended: [],
+          extra: {},
+        });
+        try {
+          await tx.execute('UPDATE bench_counters SET n = n + 1 WHERE id = ?', [rowOf(client, i)]);
+        } catch (err) {
+          await tx.rollback();
+          throw err;
+        }
+        await tx.commit();
+      };
+      const runners = { raw, rawNoTrace, adapter: adapterOnly, txkit: viaTxkit };
+      const ms: Record<keyof typeof runners, number[]> = { raw: [], rawNoTrace: [], adapter: [], txkit: [] };
+      const cpu: Record<keyof typeof runners, number[]> = { raw: [], rawNoTrace: [], adapter: [], txkit: [] };
       for (const run of Object.values(runners)) await drive(clients, run); // warm-up
       for (let r = 0; r < ROUNDS; r++) {
         for (const [name, run] of Object.entries(runners) as [keyof typeof runners, typeof raw][]) {
@@ -122,16 +142,19 @@ async function main(): Promise<void> {
         `clients=${String(clients).padStart(2)}  raw mysql2 ${tps('raw').toFixed(0).padStart(6)} tx/s ` +
           `(trace:false ${tps('rawNoTrace').toFixed(0).padStart(6)})   txkit ${tps('txkit').toFixed(0).padStart(6)} tx/s   ` +
           `ratio ${(tps('txkit') / tps('raw')).toFixed(3)}x (vs trace:false ${(tps('txkit') / tps('rawNoTrace')).toFixed(3)}x)   ` +
-          `client CPU µs/tx raw ${cpuTx('raw')}, trace:false ${cpuTx('rawNoTrace')}, txkit ${cpuTx('txkit')}`,
+          `client CPU µs/tx raw ${cpuTx('raw')}, trace:false ${cpuTx('rawNoTrace')}, txkit ${cpuTx('txkit')} ` +
+          `(adapter alone ${cpuTx('adapter')} µs, ${tps('adapter').toFixed(0)} tx/s)`,
       );
       if (clients === 1) {
         const p = {
           raw: await promisesPerTx(raw),
           rawNoTrace: await promisesPerTx(rawNoTrace),
+          adapter: await promisesPerTx(adapterOnly),
           txkit: await promisesPerTx(viaTxkit),
         };
         console.log(
-          `           promises/tx  raw mysql2 ${p.raw.toFixed(1)}, trace:false ${p.rawNoTrace.toFixed(1)}, txkit ${p.txkit.toFixed(1)}`,
+          `           promises/tx  raw mysql2 ${p.raw.toFixed(1)}, trace:false ${p.rawNoTrace.toFixed(1)}, ` +
+            `txkit ${p.txkit.toFixed(1)} (adapter alone ${p.adapter.toFixed(1)})`,
         );
       }
       await pool.end();

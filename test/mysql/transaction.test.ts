@@ -289,6 +289,49 @@ describe.skipIf(!url)('MySQL transactions on the real server', () => {
     }
   });
 
+  it('a begin whose queued statements fail part-way destroys the connection: no session setting or open transaction leaks', async () => {
+    // SET SESSION innodb_lock_wait_timeout, SET TRANSACTION and XA START are queued together;
+    // XA START fails (the gtrid is in use), after the two SET statements succeeded.
+    const two = mysql({ uri: url, connectionLimit: 2 });
+    const destroyed: string[] = [];
+    const off = two.resource.events.on('destroy', (e) => destroyed.push(e.reason));
+    const gid = `txk-dup-${process.pid}-${Date.now()}`;
+    try {
+      const holder = await two.resource.begin({
+        txId: 'holder',
+        readOnly: false,
+        deferrable: false,
+        suspended: [],
+        extra: { xa: gid },
+      });
+      const err = await two
+        .transaction(async () => 'never', { xa: gid, lockWaitTimeoutSec: 7, isolation: 'serializable' })
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+      expect(err).toBeInstanceOf(Error);
+      expect((err as { driverCode?: unknown }).driverCode).toBe(1440); // XAER_DUPID
+      expect(destroyed).toContain('begin failed');
+      await holder.rollback();
+      // Both pooled connections (the holder's and a fresh one) have the server defaults.
+      const global = (await two.serverLockSettings()).innodbLockWaitTimeout;
+      const seen = await Promise.all(
+        [0, 1].map(() =>
+          two.transaction(async (tx) => {
+            const [r] = await tx.query<{ w: number }>('SELECT @@innodb_lock_wait_timeout AS w');
+            await new Promise((resolve) => setImmediate(resolve)); // keep both connections busy at once
+            return r;
+          }),
+        ),
+      );
+      for (const r of seen) expect(r?.w).toBe(global);
+    } finally {
+      off();
+      await two.close();
+    }
+  });
+
   it('a connection is never handed on inside a transaction', async () => {
     const one = mysql({ uri: url, connectionLimit: 1 });
     try {

@@ -74,8 +74,10 @@ describe('power loss (unsynced data and renames are lost)', () => {
           const pl = powerLossFs(dir);
           const acked = new Set<string>();
           const submitted = new Set<string>();
+          let crashed: Awaited<ReturnType<typeof openWal>> | undefined;
           try {
             const wal = await openWal(join(dir, 'wal'), { fs: crashingFs(crashAt, pl) });
+            crashed = wal;
             await Promise.all(
               Array.from({ length: appenders }, async (_, w) => {
                 for (let i = 0; ; i++) {
@@ -89,6 +91,7 @@ describe('power loss (unsynced data and renames are lost)', () => {
           } catch {
             // the simulated crash
           }
+          await crashed?.close(); // a dead process's descriptors close too
           pl.powerLoss();
           const wal = await openWal(join(dir, 'wal'), { lock: false });
           const got: string[] = [];
@@ -162,11 +165,13 @@ describe('power loss (unsynced data and renames are lost)', () => {
         const pl = powerLossFs(dir);
         const acked: string[] = [];
         const submitted = new Set<string>();
+        let crashed: KvStore | undefined;
         try {
           const kv = await KvStore.open(join(dir, 'kv'), {
             fs: crashingFs(crashAt, pl),
             wal: { maxSegmentBytes: 300 },
           });
+          crashed = kv;
           for (let i = 0; ; i++) {
             submitted.add(`k${i}`);
             await kv.set(`k${i}`, i);
@@ -176,6 +181,7 @@ describe('power loss (unsynced data and renames are lost)', () => {
         } catch {
           // the simulated crash
         }
+        await crashed?.close().catch(() => {}); // a dead process's descriptors close too
         pl.powerLoss();
         rmSync(join(dir, 'kv', 'wal', 'LOCK.lock'), { recursive: true, force: true });
         const kv = await KvStore.open(join(dir, 'kv'), { wal: { maxSegmentBytes: 300 } });

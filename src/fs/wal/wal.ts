@@ -101,7 +101,12 @@ export async function openWal(dir: string, options: WalOptions = {}): Promise<Wa
   if (typeof dir !== 'string' || dir.length === 0)
     throw new InvalidArgumentError('openWal: dir must be a non-empty string');
   const wal = new Wal(dir, options);
-  await wal.recover();
+  try {
+    await wal.recover();
+  } catch (err) {
+    await wal.close().catch(() => {}); // release the lock and any segment opened so far
+    throw err;
+  }
   return wal;
 }
 
@@ -209,10 +214,15 @@ export class Wal {
   async #createSegment(seq: bigint, firstLsn: bigint) {
     const name = segmentName(seq);
     const f = await this.#fs.open(join(this.dir, name), 'wx+', 0o644);
-    const header = encodeSegmentHeader(seq, firstLsn);
-    await writevAll(f, [header], 0, name);
-    await f.sync();
-    await this.#fs.syncDir(this.dir); // the new name must be durable before records in it are acked
+    try {
+      const header = encodeSegmentHeader(seq, firstLsn);
+      await writevAll(f, [header], 0, name);
+      await f.sync();
+      await this.#fs.syncDir(this.dir); // the new name must be durable before records in it are acked
+    } catch (err) {
+      await f.close().catch(() => {});
+      throw err;
+    }
     this.#file = f;
     this.#offset = SEGMENT_HEADER_BYTES;
     this.#durableOffset = SEGMENT_HEADER_BYTES;

@@ -8,6 +8,7 @@
  * binaries; fsync is off there, which makes commits cheap and client overhead visible).
  * pgbench runs with `-M extended` (bound parameters), as node-postgres does.
  */
+import { createHook } from 'node:async_hooks';
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -82,6 +83,23 @@ async function measure(clients: number, one: Runner): Promise<Measured> {
   return { tps: count / elapsed, cpuUs: (cpu.user + cpu.system) / Math.max(1, count) };
 }
 
+/**
+ * Promises created per transaction, one client at a time. On Node 20 each costs an async
+ * hook once AsyncLocalStorage is in use, so this is a load-independent measure of overhead.
+ */
+async function promisesPerTx(one: Runner, n = 500): Promise<number> {
+  for (let i = 0; i < 50; i++) await one();
+  let count = 0;
+  const hook = createHook({
+    init(_id, type) {
+      if (type === 'PROMISE') count++;
+    },
+  }).enable();
+  for (let i = 0; i < n; i++) await one();
+  hook.disable();
+  return count / n;
+}
+
 async function pgbench(binDir: string, url: string, clients: number): Promise<number> {
   const u = new URL(url);
   const args = [
@@ -147,6 +165,7 @@ async function main(): Promise<void> {
       'clients   pgbench tps   raw pg tps   txkit tps   txkit/raw   txkit/pgbench   cpu µs/tx raw   cpu µs/tx txkit',
     );
     const spread: string[] = [];
+    let promiseLine = '';
     for (const clients of CLIENTS) {
       const pool = new pg.Pool({ connectionString: url, max: clients });
       const raw: Runner = async () => {
@@ -177,6 +196,11 @@ async function main(): Promise<void> {
           await tx.execute(SQL.updBranch, [p.delta, p.bid]);
           await tx.execute(SQL.insHistory, [p.tid, p.bid, p.aid, p.delta]);
         });
+      if (clients === CLIENTS[0]) {
+        const rawPromises = await promisesPerTx(raw);
+        const txkitPromises = await promisesPerTx(viaTxkit);
+        promiseLine = `promises per transaction: raw pg ${rawPromises.toFixed(1)}, txkit ${txkitPromises.toFixed(1)}`;
+      }
       // Alternate the two so that drift (table growth, autovacuum, JIT) hits both alike.
       const rawRuns: Measured[] = [];
       const txkitRuns: Measured[] = [];
@@ -201,6 +225,7 @@ async function main(): Promise<void> {
       );
     }
     console.log(`individual runs (the spread shows how loaded the machine was): ${spread.join('; ')}`);
+    console.log(promiseLine);
   } finally {
     await stopServer?.();
   }

@@ -82,6 +82,31 @@ describe.skipIf(!PG_URL)('postgres begin and statement path (real server)', () =
     }
   });
 
+  it('an autocommit statement costs one promise and releases its connection', async () => {
+    const db = postgres({ connectionString: tdb.url, max: 1 });
+    try {
+      const res = db.resource;
+      await res.query('SELECT 1', undefined, { suspended: [] }); // opens the connection
+      const seen: unknown[] = [];
+      const viaAdapter = async (): Promise<void> => {
+        seen.push(await res.query('SELECT v FROM t WHERE id = $1', [2], { suspended: [] }));
+        seen.push(await res.execute('UPDATE t SET v = v WHERE id > $1', [0], { suspended: [] }));
+      };
+      const oneEach = async (): Promise<void> => {
+        await Promise.resolve([]);
+        await Promise.resolve({ rowsAffected: 2 });
+      };
+      expect(await promisesDuring(viaAdapter)).toBe(await promisesDuring(oneEach));
+      expect(seen).toEqual([[{ v: expect.any(Number) }], { rowsAffected: 2 }]);
+      expect(db.poolStatus()).toMatchObject({ checkedOut: 0, idle: 1 });
+      const e = await rejection(res.query('SELECT nope FROM t', undefined, { suspended: [] }));
+      expect((e as { sqlState?: string }).sqlState).toBe('42703');
+      expect(db.poolStatus()).toMatchObject({ checkedOut: 0, idle: 1 });
+    } finally {
+      await db.close();
+    }
+  });
+
   it('a deadline passing while waiting for a connection fails the wait, and the late connection returns', async () => {
     const db = postgres({ connectionString: tdb.url, max: 1 });
     try {

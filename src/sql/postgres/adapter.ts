@@ -273,32 +273,73 @@ export class PostgresResource implements Resource {
     return new PgTx(this, lease, req.txId, isolation, req.readOnly, true, holders);
   }
 
-  async query<T>(sql: string, params: Params | undefined, req: AutocommitRequest): Promise<T[]> {
-    return rowsOf<T>(await this.#autocommit(sql, params, req));
+  query<T>(sql: string, params: Params | undefined, req: AutocommitRequest): Promise<T[]> {
+    return this.#autocommit(sql, params, req, rowsOf as (r: PgResult) => T[]);
   }
 
-  async execute(sql: string, params: Params | undefined, req: AutocommitRequest): Promise<ExecuteResult> {
-    return affected(await this.#autocommit(sql, params, req));
+  execute(sql: string, params: Params | undefined, req: AutocommitRequest): Promise<ExecuteResult> {
+    return this.#autocommit(sql, params, req, affected);
   }
 
-  async #autocommit(
+  /** One statement on its own connection; on callbacks (one promise) unless its lock wait must be bounded. */
+  #autocommit<R>(
     sql: string,
     params: Params | undefined,
     req: AutocommitRequest,
-  ): Promise<pg.QueryResult> {
-    this.#guard(sql);
-    const values = positional(params);
-    const lease = await this.acquire('an autocommit statement', req.suspended);
+    map: (r: PgResult) => R,
+  ): Promise<R> {
+    let values: unknown[] | undefined;
+    try {
+      this.#guard(sql);
+      values = positional(params);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     // Under a suspended transaction of this database ('not_supported'), a lock held by that
     // transaction would be waited for forever: bound the wait for this one statement.
-    const bounded = this.#suspendedHere(req.suspended).length > 0 && this.options.suspendedLockTimeoutMs > 0;
+    if (
+      req.suspended.length > 0 &&
+      this.#suspendedHere(req.suspended).length > 0 &&
+      this.options.suspendedLockTimeoutMs > 0
+    ) {
+      return this.#autocommitBounded(sql, values, req).then(map);
+    }
+    return new Promise<R>((resolve, reject) => {
+      this.#checkout('an autocommit statement', req.suspended, undefined, (err, lease) => {
+        if (err) {
+          reject(err);
+          return;
+        }
+        const l = lease as Lease;
+        (l.client as unknown as CallbackClient).query(sql, values, (queryErr, r) => {
+          if (queryErr) {
+            // A microtask later, as pg's promise API would: by then a dying socket has marked
+            // the lease dead, and a server error is followed by its ReadyForQuery.
+            queueMicrotask(() => {
+              const e = classifyPgError(queryErr, { phase: 'statement', connectionLost: l.dead });
+              l.release();
+              reject(e);
+            });
+            return;
+          }
+          l.release();
+          resolve(map(r as PgResult));
+        });
+      });
+    });
+  }
+
+  async #autocommitBounded(
+    sql: string,
+    values: unknown[] | undefined,
+    req: AutocommitRequest,
+  ): Promise<pg.QueryResult> {
+    const lease = await this.acquire('an autocommit statement', req.suspended);
     let doubt: string | undefined;
     try {
-      if (bounded) {
-        await lease.client.query("SELECT set_config('lock_timeout', $1, false)", [
-          String(this.options.suspendedLockTimeoutMs),
-        ]);
-      }
+      await lease.client.query("SELECT set_config('lock_timeout', $1, false)", [
+        String(this.options.suspendedLockTimeoutMs),
+      ]);
       // (text, values) rather than a config object: pg clones config objects on every call
       return (await (values === undefined
         ? lease.client.query(sql)
@@ -306,7 +347,7 @@ export class PostgresResource implements Resource {
     } catch (err) {
       throw classifyPgError(err, { phase: 'statement', connectionLost: lease.dead });
     } finally {
-      if (bounded && !lease.dead) {
+      if (!lease.dead) {
         await lease.client.query('RESET lock_timeout').catch(() => {
           doubt = 'could not reset its lock_timeout';
         });
@@ -354,8 +395,15 @@ function txLabel(req: BeginRequest): string {
 
 /** A client queried as `query(text, values, callback)`: no promise of pg's own. */
 interface CallbackClient {
-  query(text: string, values: unknown[] | undefined, callback: (err: Error | null | undefined) => void): void;
+  query(
+    text: string,
+    values: unknown[] | undefined,
+    callback: (err: Error | null | undefined, result: PgResult | undefined) => void,
+  ): void;
 }
+
+/** What pg hands a query callback: one result, or one per statement of a multi-statement string. */
+type PgResult = pg.QueryResult | pg.QueryResult[];
 
 /** One statement setting the transaction's local options. */
 interface LocalSettings {

@@ -128,13 +128,19 @@ async function main(): Promise<void> {
       const ms: Record<keyof typeof runners, number[]> = { raw: [], rawNoTrace: [], adapter: [], txkit: [] };
       const cpu: Record<keyof typeof runners, number[]> = { raw: [], rawNoTrace: [], adapter: [], txkit: [] };
       for (const run of Object.values(runners)) await drive(clients, run); // warm-up
+      const order = Object.entries(runners) as [keyof typeof runners, typeof raw][];
       for (let r = 0; r < ROUNDS; r++) {
-        for (const [name, run] of Object.entries(runners) as [keyof typeof runners, typeof raw][]) {
+        // ABBA: every other round runs in reverse, so no side always follows the same neighbour.
+        for (const [name, run] of r % 2 === 0 ? order : [...order].reverse()) {
           const m = await drive(clients, run);
           ms[name].push(m.ms);
           cpu[name].push(m.cpuUs);
         }
       }
+      // Per-round ratios pair runs made seconds apart, under the same load from the rest of
+      // the machine; their spread shows how far a single ratio can be trusted.
+      const perRound = ms.raw.map((rawMs, r) => rawMs / (ms.txkit[r] as number));
+      const spread = `per-round txkit/raw ${Math.min(...perRound).toFixed(2)}–${Math.max(...perRound).toFixed(2)}, median ${median(perRound).toFixed(3)}x`;
       const tps = (name: keyof typeof runners) => (TX / median(ms[name])) * 1000;
       // Client CPU per transaction: the library's own cost, less sensitive to a busy machine.
       const cpuTx = (name: keyof typeof runners) => (median(cpu[name]) / TX).toFixed(0);
@@ -145,6 +151,7 @@ async function main(): Promise<void> {
           `client CPU µs/tx raw ${cpuTx('raw')}, trace:false ${cpuTx('rawNoTrace')}, txkit ${cpuTx('txkit')} ` +
           `(adapter alone ${cpuTx('adapter')} µs, ${tps('adapter').toFixed(0)} tx/s)`,
       );
+      console.log(`           ${spread}`);
       if (clients === 1) {
         const p = {
           raw: await promisesPerTx(raw),

@@ -169,23 +169,36 @@ export class PgTx implements ResourceTx {
     return this.#send(sql, values, 'statement', affected);
   }
 
-  async savepoint(name: string): Promise<void> {
-    assertIdentifier(name, 'savepoint name');
-    this.#precheck('SELECT 1', undefined);
-    await this.#send(`SAVEPOINT "${name}"`, undefined, 'savepoint', ignore);
+  savepoint(name: string): Promise<void> {
+    try {
+      assertIdentifier(name, 'savepoint name');
+      this.#precheck('SELECT 1', undefined);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.#send(`SAVEPOINT "${name}"`, undefined, 'savepoint', ignore);
   }
 
-  async rollbackTo(name: string): Promise<void> {
-    assertIdentifier(name, 'savepoint name');
-    if (this.#done) throw new TransactionClosedError(`transaction ${this.txId} has ended`);
-    await this.#send(`ROLLBACK TO SAVEPOINT "${name}"`, undefined, 'savepoint', ignore);
-    this.#aborted = undefined; // the server restored the transaction to the savepoint
+  rollbackTo(name: string): Promise<void> {
+    try {
+      assertIdentifier(name, 'savepoint name');
+      if (this.#done) throw new TransactionClosedError(`transaction ${this.txId} has ended`);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.#send(`ROLLBACK TO SAVEPOINT "${name}"`, undefined, 'savepoint', () => {
+      this.#aborted = undefined; // the server restored the transaction to the savepoint
+    });
   }
 
-  async release(name: string): Promise<void> {
-    assertIdentifier(name, 'savepoint name');
-    this.#precheck('SELECT 1', undefined);
-    await this.#send(`RELEASE SAVEPOINT "${name}"`, undefined, 'savepoint', ignore);
+  release(name: string): Promise<void> {
+    try {
+      assertIdentifier(name, 'savepoint name');
+      this.#precheck('SELECT 1', undefined);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.#send(`RELEASE SAVEPOINT "${name}"`, undefined, 'savepoint', ignore);
   }
 
   usableAfterError(err: TxkitError): boolean {

@@ -112,8 +112,28 @@ export class BackupManager {
     const existing = await this.list(source);
     if (!options.force && existing[0]?.sha256 === sum.sha256 && existing[0].size === sum.size)
       return undefined;
+    const meta = await this.#writeVersion(
+      dir,
+      real,
+      data,
+      sum,
+      (existing[0]?.version ?? 0) + 1,
+      options.kind ?? 'backup',
+    );
+    await this.prune(source);
+    return meta;
+  }
+
+  /** Writes one version: the data, then its meta (so a meta always has its data). */
+  async #writeVersion(
+    dir: string,
+    real: string,
+    data: Buffer,
+    sum: ReturnType<typeof sumOf>,
+    version: number,
+    kind: BackupMeta['kind'],
+  ): Promise<BackupMeta> {
     await mkdirDurable(this.#fs, dir);
-    const version = (existing[0]?.version ?? 0) + 1;
     const now = new Date();
     const path = join(dir, `${basename(real)}.v${version}.${stamp(now)}.bak`);
     await atomicWriteFile(path, data, { fs: this.#fs });
@@ -124,10 +144,9 @@ export class BackupManager {
       size: sum.size,
       version,
       sha256: sum.sha256,
-      kind: options.kind ?? 'backup',
+      kind,
     };
-    await atomicWriteJson(`${path}.meta`, meta, { fs: this.#fs }); // after the data: a meta always has its data
-    await this.prune(source);
+    await atomicWriteJson(`${path}.meta`, meta, { fs: this.#fs });
     return meta;
   }
 
@@ -197,22 +216,8 @@ export class BackupManager {
     // Inline (we hold the exclusive lock, so create()'s shared lock would wait on us).
     const { dir, real } = await this.#dirFor(source);
     const data = await this.#fs.readFile(real);
-    const sum = sumOf(data);
     const version = ((await this.list(source))[0]?.version ?? 0) + 1;
-    const now = new Date();
-    await mkdirDurable(this.#fs, dir);
-    const path = join(dir, `${basename(real)}.v${version}.${stamp(now)}.bak`);
-    await atomicWriteFile(path, data, { fs: this.#fs });
-    const meta: BackupMeta = {
-      original_path: real,
-      backup_path: path,
-      timestamp: now.toISOString(),
-      size: sum.size,
-      version,
-      sha256: sum.sha256,
-      kind: 'pre-restore',
-    };
-    await atomicWriteJson(`${path}.meta`, meta, { fs: this.#fs });
+    await this.#writeVersion(dir, real, data, sumOf(data), version, 'pre-restore');
   }
 
   /** Keeps the newest `maxVersions` by version; deletes meta first, then data. */

@@ -1,16 +1,13 @@
 /**
  * What InnoDB's isolation levels really prevent, and the SQL names of the levels.
  */
-import type { Anomaly, Capabilities, IsolationCapability, IsolationLevel } from '../../core/resource.js';
-
-const ALL: readonly Anomaly[] = [
-  'dirty_read',
-  'non_repeatable_read',
-  'phantom_read',
-  'lost_update',
-  'read_skew',
-  'write_skew',
-];
+import {
+  ANOMALIES,
+  type Anomaly,
+  type Capabilities,
+  type IsolationCapability,
+  type IsolationLevel,
+} from '../../core/resource.js';
 
 /**
  * What InnoDB really prevents per level. Repeatable read reads from a snapshot but lets
@@ -28,7 +25,7 @@ export function mysqlCapabilities(snapshotIsolation: boolean): Capabilities {
       'read uncommitted': cap('read uncommitted', []),
       'read committed': cap('read committed', ['dirty_read']),
       'repeatable read': cap('repeatable read', rr),
-      serializable: cap('serializable', ALL),
+      serializable: cap('serializable', ANOMALIES),
     }),
     defaultIsolation: 'repeatable read',
     savepoints: true,

@@ -1,13 +1,5 @@
-import type { Anomaly, Capabilities, IsolationLevel } from '../../core/resource.js';
+import { ANOMALIES, type Anomaly, type Capabilities, type IsolationLevel } from '../../core/resource.js';
 
-const ALL: readonly Anomaly[] = [
-  'dirty_read',
-  'non_repeatable_read',
-  'phantom_read',
-  'lost_update',
-  'read_skew',
-  'write_skew',
-];
 const READ_COMMITTED = Object.freeze({
   effective: 'read committed' as const,
   prevents: Object.freeze(['dirty_read'] as Anomaly[]),
@@ -24,9 +16,12 @@ export const POSTGRES_CAPABILITIES: Capabilities = Object.freeze({
     'read committed': READ_COMMITTED,
     'repeatable read': Object.freeze({
       effective: 'repeatable read' as const,
-      prevents: Object.freeze(ALL.filter((a) => a !== 'write_skew')),
+      prevents: Object.freeze(ANOMALIES.filter((a) => a !== 'write_skew')),
     }),
-    serializable: Object.freeze({ effective: 'serializable' as const, prevents: Object.freeze([...ALL]) }),
+    serializable: Object.freeze({
+      effective: 'serializable' as const,
+      prevents: Object.freeze([...ANOMALIES]),
+    }),
   }),
   defaultIsolation: 'read committed',
   savepoints: true,

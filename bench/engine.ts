@@ -4,7 +4,7 @@
  * made directly against that Resource. The difference is what txkit costs per transaction
  * on an asynchronous driver (pg, mysql2), without any network in the way.
  *
- *   npx tsx bench/engine.ts      (TXKIT_BENCH_TX=50000 TXKIT_BENCH_ROUNDS=7 to change the size)
+ *   npm run build && npx tsx bench/engine.ts      (TXKIT_BENCH_TX=50000 TXKIT_BENCH_ROUNDS=7 to change the size)
  *
  * Rounds alternate between the two so drift in a loaded machine hits both alike; medians of
  * wall time and of this process's CPU time (`process.cpuUsage`) per transaction are printed.
@@ -14,15 +14,15 @@
  * does not depend on how loaded the machine is.
  */
 import { createHook } from 'node:async_hooks';
-import { Database } from '../src/core/database.js';
-import { TxkitError } from '../src/core/errors.js';
+import { Database } from '../dist/core/database.js';
+import { TxkitError } from '../dist/core/errors.js';
 import type {
   BeginRequest,
   Capabilities,
   ExecuteResult,
   Resource,
   ResourceTx,
-} from '../src/core/resource.js';
+} from '../dist/core/resource.js';
 
 const TX = Number(process.env.TXKIT_BENCH_TX ?? 50_000);
 const ROUNDS = Number(process.env.TXKIT_BENCH_ROUNDS ?? 7);

@@ -13,7 +13,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { sqlite } from '../src/sql/sqlite/index.js';
+import { sqlite } from '../dist/sql/sqlite/index.js';
 
 const TX = Number(process.env.TXKIT_BENCH_TX ?? 10_000);
 const BLOCK = 250;

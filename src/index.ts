@@ -28,6 +28,7 @@ export {
   type Params,
   type Resource,
   type ResourceTx,
+  type StatementCallback,
 } from './core/resource.js';
 export { DEFAULT_RETRY, type Jitter, type RetryPolicy, retryDelay } from './core/retry.js';
 export type { Savepoint, ScopeInfo, Transaction, Tx, TxState } from './core/transaction.js';

@@ -57,7 +57,7 @@ export async function commitOwned(
 function assertCommittable(p: PhysicalTransaction): void {
   if (p.state === 'aborted') {
     throw new TransactionRolledBackError(
-      `transaction ${p.id} was aborted by a statement error that the callback caught; nothing was committed`,
+      `transaction ${p.id} was aborted by a failed statement (caught by the callback, or never awaited); nothing was committed`,
       // Re-running can cure it when the cause could (a deadlock victim, a serialization failure).
       { txId: p.id, cause: p.abortCause, retryable: isRetryable(p.abortCause) },
     );
@@ -80,11 +80,11 @@ export async function failOwned(
   const p = scope.physical;
   if (p.finished) throw err;
   if (p.state === 'active' && p.innerFailure === undefined && p.endedBy === undefined && !rollsBack(o, err)) {
-    // noRollbackOn / rollbackOn said keep the work: commit it, then rethrow.
+    // noRollbackOn / rollbackOn said keep the work: end it as a success would (rollback-only,
+    // beforeCommit hooks and the deadline included), then rethrow.
     const pendingError = await p.drain();
     if (pendingError === undefined && p.state === 'active') {
-      await p.commit(willRetry);
-      await p.runHooks(p.hooks.splice(0), 'afterCommit');
+      await commitOwned(scope, o, willRetry);
       throw err;
     }
   }

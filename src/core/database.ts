@@ -14,7 +14,14 @@ import {
   type TransactionOptions,
 } from './options.js';
 import type { Capabilities, ExecuteResult, Params, Resource } from './resource.js';
-import { beginOwned, interruption, type RunnerEngine, runTransaction, type ScopeFactory } from './runner.js';
+import {
+  beginOwned,
+  interruption,
+  type RunnerEngine,
+  runTransaction,
+  type ScopeFactory,
+  suspend,
+} from './runner.js';
 import { Transaction } from './transaction.js';
 
 export interface DatabaseOptions {
@@ -138,7 +145,7 @@ export class Database<R extends Resource = Resource, T extends Transaction = Tra
     if (o.propagation !== undefined) throw new InvalidOptionError('propagation does not apply to db.begin()');
     const frame = frameOf(this);
     const current = frame.tx?.isOpen ? frame.tx : undefined;
-    const suspended = current ? [...frame.suspended, current.physical.handle] : frame.suspended;
+    const suspended = current ? suspend(this.#engine, frame, current) : frame.suspended;
     const scope = await beginOwned(this.#engine, o, suspended, 1);
     const p = scope.physical;
     let stop: (() => void) | undefined;

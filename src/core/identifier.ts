@@ -10,15 +10,18 @@ export const IDENTIFIER_PATTERN = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 /**
  * Throws {@link InvalidIdentifierError} unless `name` matches {@link IDENTIFIER_PATTERN}.
  * @param what what the identifier names, for the message ("savepoint name", "table", ...)
+ * @param maxLength the backend's limit when it is not PostgreSQL's 63 (MySQL: 64)
  */
-export function assertIdentifier(name: unknown, what = 'identifier'): asserts name is string {
-  if (typeof name !== 'string' || !IDENTIFIER_PATTERN.test(name)) {
+export function assertIdentifier(name: unknown, what = 'identifier', maxLength = 63): asserts name is string {
+  const pattern =
+    maxLength === 63 ? IDENTIFIER_PATTERN : new RegExp(`^[A-Za-z_][A-Za-z0-9_]{0,${maxLength - 1}}$`);
+  if (typeof name !== 'string' || !pattern.test(name)) {
     const shown =
       typeof name === 'string'
         ? JSON.stringify(name.length > 80 ? `${name.slice(0, 80)}…` : name)
         : String(name);
     throw new InvalidIdentifierError(
-      `invalid ${what} ${shown}: use 1-63 letters, digits or underscores, not starting with a digit`,
+      `invalid ${what} ${shown}: use 1-${maxLength} letters, digits or underscores, not starting with a digit`,
     );
   }
 }

@@ -88,6 +88,9 @@ export interface AutocommitRequest {
 }
 
 /** One physical transaction on one connection. */
+/** Completes a statement: `done(error)` or `done(null, value)`. The error must be an object. */
+export type StatementCallback<T> = (err: Error | null, value?: T) => void;
+
 export interface ResourceTx {
   /** The level actually in force, as the backend reports it. */
   readonly isolation: IsolationLevel;
@@ -100,6 +103,18 @@ export interface ResourceTx {
    */
   querySync?<T = Record<string, unknown>>(sql: string, params?: Params): T[];
   executeSync?(sql: string, params?: Params): ExecuteResult;
+  /**
+   * Optional callback forms, for asynchronous drivers with a callback API (pg): the engine
+   * passes the statement's own completion, so the resource needs no promise of its own
+   * (on Node 20 each promise costs an async hook once AsyncLocalStorage is in use). Call
+   * `done` exactly once; throwing synchronously also fails the statement.
+   */
+  queryCb?<T = Record<string, unknown>>(
+    sql: string,
+    params: Params | undefined,
+    done: StatementCallback<T[]>,
+  ): void;
+  executeCb?(sql: string, params: Params | undefined, done: StatementCallback<ExecuteResult>): void;
   savepoint(name: string): Promise<void>;
   rollbackTo(name: string): Promise<void>;
   release(name: string): Promise<void>;

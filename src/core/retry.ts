@@ -50,6 +50,7 @@ export const DEFAULT_RETRY: Readonly<ResolvedRetryPolicy> = Object.freeze({
 });
 
 const JITTERS: readonly Jitter[] = ['none', 'proportional', 'full'];
+const RETRY_KEYS: ReadonlySet<string> = new Set(Object.keys(DEFAULT_RETRY));
 
 function checkNumber(name: string, v: unknown, min: number, integer = false): void {
   if (v === undefined) return;
@@ -67,10 +68,9 @@ export function resolveRetry(option: RetryPolicy | boolean | undefined): Resolve
   if (typeof option !== 'object' || option === null) {
     throw new InvalidOptionError(`retry must be true, false or a policy object, got ${String(option)}`);
   }
-  const known = new Set(Object.keys(DEFAULT_RETRY));
   for (const key of Object.keys(option)) {
-    if (!known.has(key)) {
-      throw new InvalidOptionError(`unknown retry option '${key}'; allowed: ${[...known].join(', ')}`);
+    if (!RETRY_KEYS.has(key)) {
+      throw new InvalidOptionError(`unknown retry option '${key}'; allowed: ${[...RETRY_KEYS].join(', ')}`);
     }
   }
   checkNumber('maxAttempts', option.maxAttempts, 1, true);
@@ -144,8 +144,9 @@ export interface RetryLoopHooks {
 
 /**
  * Runs `attempt` until it succeeds, the policy gives up, or the error is not retryable.
- * The error finally thrown carries `attempts`. Used by the transaction runner and by
- * resources (Redis optimistic transactions) that retry on their own.
+ * The error finally thrown carries `attempts`. Used by resources that retry on their own
+ * (Redis optimistic transactions); the transaction runner has its own loop, because it
+ * decides about retrying before it rolls back (hooks run only for the final attempt).
  */
 export async function withRetry<T>(
   policy: ResolvedRetryPolicy | undefined,

@@ -78,21 +78,30 @@ export function runTransaction<T>(engine: RunnerEngine, fn: Body<T>, o: Resolved
   }
 }
 
+/** The suspended chain once `current` is suspended too; throws past `maxSuspendedDepth`. */
+export function suspend(engine: RunnerEngine, frame: Frame, current: Transaction): readonly ResourceTx[] {
+  if (frame.suspended.length >= engine.maxSuspendedDepth) {
+    throw new IllegalTransactionStateError(
+      `${frame.suspended.length + 1} transactions would be suspended in one call chain (maxSuspendedDepth ` +
+        `${engine.maxSuspendedDepth}); each holds a connection while it waits`,
+    );
+  }
+  return [...frame.suspended, current.physical.handle];
+}
+
 function runSuspending<T>(
   engine: RunnerEngine,
   frame: Frame,
   current: Transaction,
   run: (suspended: readonly ResourceTx[]) => Promise<T>,
 ): Promise<T> {
-  if (frame.suspended.length >= engine.maxSuspendedDepth) {
-    return Promise.reject(
-      new IllegalTransactionStateError(
-        `${frame.suspended.length + 1} transactions would be suspended in one call chain (maxSuspendedDepth ` +
-          `${engine.maxSuspendedDepth}); each holds a connection while it waits`,
-      ),
-    );
+  let suspended: readonly ResourceTx[];
+  try {
+    suspended = suspend(engine, frame, current);
+  } catch (err) {
+    return Promise.reject(err);
   }
-  return run([...frame.suspended, current.physical.handle]);
+  return run(suspended);
 }
 
 async function runWithout<T>(
@@ -385,6 +394,7 @@ function openOwned(
   const p = new PhysicalTransaction(engine, handle, txId, o.name, attempt);
   p.deadline = deadline;
   p.timeoutMs = o.timeoutMs;
+  p.slowThresholdMs = o.slowThresholdMs;
   const root = new engine.Scope(p, 1, undefined, undefined);
   p.innermost = root;
   engine.metrics.started();

@@ -13,18 +13,6 @@ export interface SavepointEntry {
 export class SavepointStack {
   readonly #entries: SavepointEntry[] = [];
 
-  get size(): number {
-    return this.#entries.length;
-  }
-
-  names(): string[] {
-    return this.#entries.map((e) => e.name);
-  }
-
-  has(entry: SavepointEntry): boolean {
-    return this.#entries.includes(entry);
-  }
-
   hasName(name: string): boolean {
     return this.#entries.some((e) => e.name === name);
   }

@@ -20,7 +20,14 @@ import {
 import type { EventHub, RollbackReason, TxEvents } from './events.js';
 import { assertIdentifier } from './identifier.js';
 import type { Metrics } from './metrics.js';
-import type { ExecuteResult, IsolationLevel, Params, Resource, ResourceTx } from './resource.js';
+import type {
+  ExecuteResult,
+  IsolationLevel,
+  Params,
+  Resource,
+  ResourceTx,
+  StatementCallback,
+} from './resource.js';
 import { type SavepointEntry, SavepointStack } from './savepoint-stack.js';
 
 export type TxState = 'active' | 'aborted' | 'committing' | 'committed' | 'rolled_back' | 'unknown';
@@ -110,7 +117,11 @@ export class PhysicalTransaction {
   /** Absolute deadline (performance.now() clock) when `timeoutMs` applies. */
   deadline: number | undefined;
   timeoutMs: number | undefined;
+  /** This transaction's own `slowThresholdMs` option (else the database's). */
+  slowThresholdMs: number | undefined;
   readonly startedAt = performance.now();
+  /** The resource aborts the transaction on any failed statement (capability). */
+  readonly #failureAborts: boolean;
 
   constructor(
     readonly engine: Engine,
@@ -118,7 +129,9 @@ export class PhysicalTransaction {
     readonly id: string,
     readonly name: string | undefined,
     readonly attempt: number,
-  ) {}
+  ) {
+    this.#failureAborts = engine.resource.capabilities.statementErrorAbortsTransaction;
+  }
 
   /** The error a deadline produces. */
   timeout(): TransactionTimeoutError {
@@ -137,31 +150,82 @@ export class PhysicalTransaction {
    * rolls the transaction back instead of being committed around.
    */
   track<T>(p: Promise<T>): Promise<T> {
-    this.#inFlight++;
-    // One reaction per statement and no bookkeeping promise of its own: on a driver that
-    // answers asynchronously every promise costs an AsyncLocalStorage init hook.
-    const statement: StatementPromise<T> = new StatementPromise<T>((resolve, reject) => {
-      p.then(
-        (value) => {
-          this.#settled();
-          resolve(value);
-        },
-        (err: unknown) => {
-          this.#failures ??= [];
-          this.#failures.push({ statement, err });
-          // Handled internally (no unhandled rejection) without counting as the caller observing it.
-          if (!statement.observed) Promise.prototype.then.call(statement, undefined, ignore);
-          try {
-            this.statementFailed(err);
-          } finally {
-            // Even if classifying threw: commit must not wait forever for this statement.
-            this.#settled();
-            reject(err);
-          }
-        },
-      );
-    });
+    const { statement, done } = this.#open<T>(this.#failureAborts);
+    p.then(
+      (value) => done(null, value),
+      (err: unknown) =>
+        done(
+          err === null || err === undefined
+            ? new Error('statement rejected without a reason')
+            : (err as Error),
+        ),
+    );
     return statement;
+  }
+
+  /** A statement the resource completes through a callback (`ResourceTx.queryCb`/`executeCb`). */
+  send<T>(start: (done: StatementCallback<T>) => void): Promise<T> {
+    const { statement, done } = this.#open<T>(this.#failureAborts);
+    try {
+      start(done);
+      return statement;
+    } catch (thrown) {
+      const err = (thrown ?? new Error('statement failed without a reason')) as Error;
+      if (!this.#failureAborts) {
+        done(err);
+        return statement;
+      }
+      // Refused before anything was sent: the server transaction is intact and goes on, so
+      // a failure nobody awaits must stop the commit by itself.
+      this.#settled(); // the first promise is dropped unsettled: nothing will complete it
+      const refused = this.#open<T>(false);
+      refused.done(err);
+      return refused.statement;
+    }
+  }
+
+  /**
+   * The promise a statement returns and the one completion that settles it: no promise
+   * or reaction of the engine's own besides (each costs an AsyncLocalStorage init hook).
+   * `failureAborts`: a failure will abort the transaction, which then stops the commit by
+   * itself; otherwise the promise notes whether the caller awaited it.
+   */
+  #open<T>(failureAborts: boolean): { statement: Promise<T>; done: StatementCallback<T> } {
+    this.#inFlight++;
+    let resolve!: (value: T) => void;
+    let reject!: (err: unknown) => void;
+    const executor = (res: (value: T) => void, rej: (err: unknown) => void) => {
+      resolve = res;
+      reject = rej;
+    };
+    // Where any failed statement aborts the transaction, the abort itself stops the commit:
+    // no need to learn whether the caller awaited, and a native promise is awaited in one tick.
+    const statement = failureAborts ? new Promise<T>(executor) : new StatementPromise<T>(executor);
+    let settled = false;
+    const done: StatementCallback<T> = (err, value) => {
+      if (settled) return; // a resource calling back twice must not unbalance the in-flight count
+      settled = true;
+      if (err === null) {
+        this.#settled();
+        resolve(value as T);
+        return;
+      }
+      if (!failureAborts) {
+        this.#failures ??= [];
+        this.#failures.push({ statement: statement as StatementPromise<unknown>, err });
+      }
+      // Handled internally (no unhandled rejection) without counting as the caller observing it.
+      if (!(statement as StatementPromise<T>).observed)
+        Promise.prototype.then.call(statement, undefined, ignore);
+      try {
+        this.statementFailed(err, failureAborts);
+      } finally {
+        // Even if classifying threw: commit must not wait forever for this statement.
+        this.#settled();
+        reject(err);
+      }
+    };
+    return { statement, done };
   }
 
   #settled(): void {
@@ -171,23 +235,29 @@ export class PhysicalTransaction {
     }
   }
 
-  /** Runs a synchronous statement; a failure is tracked like an asynchronous one. */
+  /**
+   * Runs a synchronous statement; a failure is tracked like an asynchronous one, and
+   * recorded at once: a statement started in the same tick must already see the abort.
+   */
   settle<T>(run: () => T): Promise<T> {
     try {
       return Promise.resolve(run());
     } catch (err) {
-      return this.track(Promise.reject(err));
+      const { statement, done } = this.#open<T>(this.#failureAborts);
+      done((err ?? new Error('statement failed without a reason')) as Error);
+      return statement;
     }
   }
 
-  statementFailed(err: unknown): void {
+  /** Records a failed statement; `aborts`: it aborts the transaction whatever the error. */
+  statementFailed(err: unknown, aborts = false): void {
     if (err instanceof TxkitError) {
       err.txId ??= this.id;
       if (this.name !== undefined) err.txName ??= this.name;
     }
     if (this.state !== 'active') return;
     const classified = err instanceof TxkitError ? err : this.engine.resource.classify(err);
-    if (!this.handle.usableAfterError(classified)) {
+    if (aborts || !this.handle.usableAfterError(classified)) {
       this.state = 'aborted';
       this.abortCause = classified;
     }
@@ -357,14 +427,15 @@ export class PhysicalTransaction {
 
   checkSlow(durationMs: number, outcome: 'committed' | 'rolled_back'): void {
     const { engine } = this;
-    if (durationMs <= engine.slowThresholdMs) return;
+    const thresholdMs = this.slowThresholdMs ?? engine.slowThresholdMs;
+    if (durationMs <= thresholdMs) return;
     engine.metrics.slow({ txId: this.id, name: this.name, durationMs, outcome, at: new Date() });
     engine.events.emit('slow', {
       txId: this.id,
       name: this.name,
       resource: engine.resource.kind,
       durationMs,
-      thresholdMs: engine.slowThresholdMs,
+      thresholdMs,
     });
   }
 }
@@ -491,6 +562,7 @@ export class Transaction {
     }
     const { handle } = this.physical;
     if (handle.querySync) return this.physical.settle(() => handle.querySync!<T>(sql, params));
+    if (handle.queryCb) return this.physical.send<T[]>((done) => handle.queryCb!<T>(sql, params, done));
     return this.physical.track(handle.query<T>(sql, params));
   }
 
@@ -503,6 +575,8 @@ export class Transaction {
     }
     const { handle } = this.physical;
     if (handle.executeSync) return this.physical.settle(() => handle.executeSync!(sql, params));
+    if (handle.executeCb)
+      return this.physical.send<ExecuteResult>((done) => handle.executeCb!(sql, params, done));
     return this.physical.track(handle.execute(sql, params));
   }
 

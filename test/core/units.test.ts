@@ -121,5 +121,9 @@ describe('statement guard', () => {
     expect(quoteQualifiedName('public.accounts')).toBe('"public"."accounts"');
     expect(() => quoteIdentifier('a"b')).toThrow(/letters, digits or underscores/);
     expect(() => quoteQualifiedName('a.b.c')).toThrow();
+    // Each backend's own length limit: MySQL 64, PostgreSQL 63.
+    expect(quoteIdentifier('x'.repeat(64), 'backtick')).toBe(`\`${'x'.repeat(64)}\``);
+    expect(() => quoteIdentifier('x'.repeat(64))).toThrow(/1-63 letters/);
+    expect(() => quoteIdentifier('x'.repeat(65), 'backtick')).toThrow(/1-64 letters/);
   });
 });

@@ -168,6 +168,15 @@ describe('propagation, one behaviour each', () => {
       .catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'E_PROPAGATION' });
     expect((err as Error).message).toMatch(/maxSuspendedDepth/);
+    // db.begin() inside a transaction suspends it too, under the same limit.
+    const viaBegin = await db
+      .transaction(
+        () =>
+          db.transaction(() => db.begin({ readOnly: true }), { propagation: 'requires_new', readOnly: true }),
+        { readOnly: true },
+      )
+      .catch((e: unknown) => e);
+    expect(viaBegin).toMatchObject({ code: 'E_PROPAGATION' });
   });
 });
 

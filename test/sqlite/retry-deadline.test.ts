@@ -261,6 +261,32 @@ describe('deadlines and cancellation', () => {
     expect(await db.query('SELECT * FROM t')).toEqual([]);
   });
 
+  it('noRollbackOn keeps the work the way a success does: beforeCommit runs, rollback-only still rolls back', async () => {
+    class BusinessWarning extends Error {}
+    const db = openDb();
+    await db.execute('CREATE TABLE t (v INTEGER)');
+    const hooks: string[] = [];
+    const keep = { noRollbackOn: (e: unknown) => e instanceof BusinessWarning };
+    await expect(
+      db.transaction(async (tx) => {
+        await tx.execute('INSERT INTO t VALUES (1)');
+        tx.beforeCommit(() => {
+          hooks.push('before');
+        });
+        throw new BusinessWarning('kept');
+      }, keep),
+    ).rejects.toBeInstanceOf(BusinessWarning);
+    await expect(
+      db.transaction(async (tx) => {
+        await tx.execute('INSERT INTO t VALUES (2)');
+        tx.setRollbackOnly();
+        throw new BusinessWarning('but rollback-only');
+      }, keep),
+    ).rejects.toBeInstanceOf(BusinessWarning);
+    expect(hooks).toEqual(['before']);
+    expect(await db.query('SELECT v FROM t')).toEqual([{ v: 1 }]);
+  });
+
   it('rollbackOn / noRollbackOn follow Spring: listed errors commit the work, then rethrow', async () => {
     class BusinessWarning extends Error {}
     const db = openDb();
@@ -297,6 +323,22 @@ describe('deadlines and cancellation', () => {
 });
 
 describe('events and metrics', () => {
+  it("a transaction's own slowThresholdMs overrides the database's", async () => {
+    const db = openDb({ slowThresholdMs: 60_000 });
+    const slow: number[] = [];
+    db.on('slow', (e) => slow.push(e.thresholdMs));
+    await db.transaction(
+      async () => {
+        await new Promise((r) => setTimeout(r, 20));
+      },
+      { slowThresholdMs: 5 },
+    );
+    await db.transaction(async () => {
+      await new Promise((r) => setTimeout(r, 20));
+    });
+    expect(slow).toEqual([5]);
+  });
+
   it('publishes on diagnostics_channel and counts outcomes, errors and slow transactions in bounded memory', async () => {
     const db = openDb({ slowThresholdMs: 30 });
     const published: string[] = [];

@@ -96,6 +96,26 @@ describe('db.transaction on SQLite', () => {
     expect(await db.query('SELECT * FROM t')).toEqual([]);
   });
 
+  it('a statement started in the same tick as one that made SQLite end the transaction is refused, not autocommitted', async () => {
+    const db = openDb();
+    await db.execute('CREATE TABLE t (v INTEGER UNIQUE ON CONFLICT ROLLBACK)');
+    await db.execute('CREATE TABLE log (msg TEXT)');
+    const err = await db
+      .transaction(async (tx) => {
+        await tx.execute('INSERT INTO t VALUES (1)');
+        await Promise.all([
+          tx.execute('INSERT INTO t VALUES (1)'),
+          tx.execute("INSERT INTO log VALUES ('x')"),
+        ]);
+      })
+      .catch((e: unknown) => e);
+    // Promise.all reports whichever rejection it sees first: the duplicate, or the refusal.
+    expect(['E_UNIQUE', 'E_TX_ABORTED']).toContain((err as TxkitError).code);
+    // Without a transaction the second INSERT would have run in autocommit mode and stayed.
+    expect(await db.query('SELECT * FROM log')).toEqual([]);
+    expect(await db.query('SELECT * FROM t')).toEqual([]);
+  });
+
   it('refuses every call on a finished transaction with E_TX_CLOSED', async () => {
     const db = openDb();
     await accounts(db);

@@ -6,9 +6,12 @@
  * work that runs while a transaction of this handle is suspended (`requires_new`).
  */
 import {
+  attachRollbackError,
+  CommitOutcomeUnknownError,
   InvalidOptionError,
   SelfDeadlockError,
-  TxkitError,
+  TransactionClosedError,
+  type TxkitError,
   UnsupportedFeatureError,
 } from '../../core/errors.js';
 import { FifoMutex } from '../../core/mutex.js';
@@ -397,7 +400,7 @@ export class SqliteTx implements ResourceTx {
   }
 
   async commit(): Promise<void> {
-    if (this.#done) throw new TxkitError('E_TX_CLOSED', 'transaction already ended');
+    if (this.#done) throw new TransactionClosedError('transaction already ended');
     try {
       try {
         this.conn.control('COMMIT'); // fast path: nobody else reading (rollback-journal modes) or locking
@@ -408,18 +411,22 @@ export class SqliteTx implements ResourceTx {
     } catch (err) {
       // A failed COMMIT (busy budget spent, deferred foreign key) leaves the transaction open.
       const classified = classifySqliteError(err);
-      this.#end(true);
-      if (classified.code === 'E_CONNECTION') {
-        throw new TxkitError(
-          'E_COMMIT_UNKNOWN',
-          `I/O error during COMMIT: the outcome is unknown (${classified.message})`,
-          {
-            cause: err,
-            ...(classified.driverCode !== undefined ? { driverCode: classified.driverCode } : {}),
-          },
-        );
+      const failure =
+        classified.code === 'E_CONNECTION'
+          ? new CommitOutcomeUnknownError(
+              `I/O error during COMMIT: the outcome is unknown (${classified.message})`,
+              {
+                cause: err,
+                ...(classified.driverCode !== undefined ? { driverCode: classified.driverCode } : {}),
+              },
+            )
+          : classified;
+      try {
+        this.#end(true);
+      } catch (rollbackErr) {
+        attachRollbackError(failure, rollbackErr); // the COMMIT failure stays the error reported
       }
-      throw classified;
+      throw failure;
     }
     this.#end(false);
   }

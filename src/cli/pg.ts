@@ -6,12 +6,13 @@
  *   txkit pg blocking [--min-age 1s] [--json]      who blocks whom, as chains to the root blocker
  *   txkit pg prepared [--prefix P] [--json]        prepared (two-phase) transactions with their age
  *   txkit pg prepared commit|rollback <gid> --force  operator override (bypasses any decision log)
- *   txkit pg queue                                  NOTIFY queue usage
- *   txkit pg listen <channel...> [--json]           print notifications until Ctrl-C
+ *   txkit pg queue                                  NOTIFY queue usage (exit 1 above 50%)
+ *   txkit pg listen <channel...> [--json] [--count N]  print notifications until Ctrl-C (or N)
  *   txkit pg notify <channel> <payload|@file>       send one notification
  *
  * The server is `--url`, else `TXKIT_PG_URL`, else `DATABASE_URL`. Credentials are never printed.
- * Exit codes: 0 nothing found, 1 findings (blocked sessions, prepared transactions), 2 error.
+ * Exit codes: 0 nothing found, 1 findings (blocked sessions, awaited locks, prepared
+ * transactions, a queue above 50%), 2 error.
  */
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
@@ -218,8 +219,10 @@ export function register(program: Command): void {
           );
           return withDb(opts, async (db) => {
             if (verb === 'commit') await db.commitPrepared(gid);
-            else if (!(await db.rollbackPrepared(gid)))
+            else if (!(await db.rollbackPrepared(gid))) {
               out(`no prepared transaction '${gid}' (nothing to roll back)`);
+              return EXIT.ok;
+            }
             out(`${verb} prepared '${gid}': done`);
             return EXIT.ok;
           });
@@ -245,29 +248,37 @@ export function register(program: Command): void {
     .option('--count <n>', 'exit after this many notifications')
     .action((channels: string[], opts: { url?: string; json?: boolean; count?: string }) =>
       run(async () => {
+        let left = Number.POSITIVE_INFINITY;
+        if (opts.count !== undefined) {
+          left = Number(opts.count);
+          if (!Number.isInteger(left) || left < 1) {
+            throw new InvalidOptionError(`--count must be an integer >= 1, got ${opts.count}`);
+          }
+        }
         const notifier = new PgNotifier({ connectionString: urlOf(opts) });
-        let left = opts.count === undefined ? Number.POSITIVE_INFINITY : Number(opts.count);
-        const done = new Promise<void>((resolve) => {
+        // A failed LISTEN (a bad channel name, a lost server) ends the command with an error.
+        const done = new Promise<void>((resolve, reject) => {
           process.once('SIGINT', resolve);
           for (const ch of channels) {
-            void notifier
+            notifier
               .listen(ch, (n) => {
                 out(opts.json ? JSON.stringify(n) : `${n.channel}\t${n.processId}\t${n.payload}`);
                 if (--left <= 0) resolve();
               })
-              .catch((err: unknown) => {
-                process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
-                resolve();
-              });
+              .catch(reject);
           }
           notifier.on('reconnect', () =>
             process.stderr.write('reconnected (notifications meanwhile are lost)\n'),
           );
         });
-        await notifier.connect();
-        process.stderr.write(`listening on ${channels.join(', ')} at ${redactUrl(urlOf(opts))}\n`);
-        await done;
-        await notifier.close();
+        done.catch(() => {}); // awaited below; a failure before that must not go unhandled
+        try {
+          await notifier.connect();
+          process.stderr.write(`listening on ${channels.join(', ')} at ${redactUrl(urlOf(opts))}\n`);
+          await done;
+        } finally {
+          await notifier.close();
+        }
         return EXIT.ok;
       })(),
     );

@@ -87,4 +87,23 @@ describe.skipIf(!PG_URL)('txkit pg (real server)', () => {
     expect(await got).toBe('hello');
     expect(await cli('notify', 'bad"; --', 'x')).toBe(2);
   });
+
+  it('listen prints notifications up to --count; a bad channel or count is an error (exit 2)', async () => {
+    const listening = cli('listen', 'cli_listen', '--count', '1');
+    await new Promise<void>((resolve) => {
+      const poll = async () => {
+        const r = await c.query(
+          "SELECT 1 FROM pg_listening_channels() l, pg_stat_activity a WHERE a.query LIKE 'LISTEN%cli_listen%'",
+        );
+        if (r.rowCount) resolve();
+        else setTimeout(poll, 20);
+      };
+      void poll();
+    });
+    await c.query("SELECT pg_notify('cli_listen', 'one')");
+    expect(await listening).toBe(0);
+    expect(lines.at(-1)).toMatch(/^cli_listen\t\d+\tone$/);
+    expect(await cli('listen', 'bad"; --')).toBe(2);
+    expect(await cli('listen', 'cli_listen', '--count', 'abc')).toBe(2);
+  });
 });

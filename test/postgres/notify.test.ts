@@ -319,6 +319,28 @@ describe.skipIf(!PG_URL)('PgNotifier (real server)', () => {
     expect(performance.now() - t0).toBeLessThan(2_000);
   });
 
+  it('unlisten and unlistenAll end the channel: its iterators finish and the server stops listening', async () => {
+    const n = make();
+    const a = n.iterate('ua');
+    const b = n.iterate('ub');
+    await Promise.all([a.ready, b.ready]);
+    let handled = 0;
+    await n.listen('uc', () => {
+      handled++;
+    });
+    const nextA = a.next();
+    await n.unlisten('ua');
+    expect(await nextA).toEqual({ value: undefined, done: true });
+    expect((await n.serverChannels()).sort()).toEqual(['ub', 'uc']);
+    const nextB = b.next();
+    await n.unlistenAll();
+    expect(await nextB).toEqual({ value: undefined, done: true });
+    expect(await n.serverChannels()).toEqual([]);
+    await sender.query("SELECT pg_notify('uc', 'after')");
+    await n.idle();
+    expect(handled).toBe(0);
+  });
+
   it('close is idempotent and ends iterators; nothing can subscribe afterwards', async () => {
     const n = make();
     const it = n.iterate('c');

@@ -19,6 +19,18 @@ import {
   type TestDatabase,
 } from './helpers.js';
 
+/** A requires_new transaction that updates the row its own suspended outer one has locked. */
+function innerWaitsOnOuter(db: PostgresDatabase): Promise<unknown> {
+  return rejection(
+    db.transaction(async (outer) => {
+      await outer.execute('UPDATE t SET v = v + 1 WHERE id = 2');
+      await db.transaction(async (inner) => inner.execute('UPDATE t SET v = v + 1 WHERE id = 2'), {
+        propagation: 'requires_new',
+      });
+    }),
+  );
+}
+
 describe.skipIf(!PG_URL)('postgres pool hygiene (real server)', () => {
   let tdb: TestDatabase;
   let observer: pg.Client;
@@ -161,14 +173,7 @@ describe.skipIf(!PG_URL)('postgres pool hygiene (real server)', () => {
     const db = postgres({ connectionString: tdb.url, max: 3, suspendedLockTimeoutMs: 100 });
     try {
       const started = performance.now();
-      const e = await rejection(
-        db.transaction(async (outer) => {
-          await outer.execute('UPDATE t SET v = v + 1 WHERE id = 2');
-          await db.transaction(async (inner) => inner.execute('UPDATE t SET v = v + 1 WHERE id = 2'), {
-            propagation: 'requires_new',
-          });
-        }),
-      );
+      const e = await innerWaitsOnOuter(db);
       expect(e).toBeInstanceOf(LockTimeoutError);
       expect(performance.now() - started).toBeLessThan(5_000);
       // and requires_new really is a separate transaction: its work survives the outer rollback
@@ -191,14 +196,7 @@ describe.skipIf(!PG_URL)('postgres pool hygiene (real server)', () => {
     const db = postgres({ connectionString: tdb.url, max: 3 }); // default 5 s bound: the diagnosis comes first
     try {
       const started = performance.now();
-      const e = await rejection(
-        db.transaction(async (outer) => {
-          await outer.execute('UPDATE t SET v = v + 1 WHERE id = 2');
-          await db.transaction(async (inner) => inner.execute('UPDATE t SET v = v + 1 WHERE id = 2'), {
-            propagation: 'requires_new',
-          });
-        }),
-      );
+      const e = await innerWaitsOnOuter(db);
       expect(e).toBeInstanceOf(SelfDeadlockError);
       expect((e as Error).message).toContain('its own suspended outer transaction');
       expect(performance.now() - started).toBeLessThan(3_000);

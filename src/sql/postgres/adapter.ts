@@ -37,9 +37,11 @@ import { beginSql, POSTGRES_CAPABILITIES } from './capabilities.js';
 import { classifyPgError } from './errors.js';
 import {
   affected,
+  type CallbackClient,
   Lease,
   type PgClient,
   type PgResourceEvents,
+  type PgResult,
   type PoolEventInfo,
   positional,
   rowsOf,
@@ -171,7 +173,7 @@ export class PostgresResource implements Resource {
   #poolTimeout(what: string, suspended: readonly ResourceTx[], waitMs: number): PoolTimeoutError {
     const p = this.pool;
     const held = this.#suspendedHere(suspended).length;
-    const max = (p as unknown as { options?: { max?: number } }).options?.max ?? 10;
+    const max = p.options.max ?? 10;
     let msg =
       `${what} waited ${waitMs} ms for a connection and got none: ` +
       `pool max ${max}, ${p.totalCount} open, ${p.idleCount} idle, ${p.waitingCount} waiting.`;
@@ -392,18 +394,6 @@ const NO_PIDS: readonly number[] = Object.freeze([]);
 function txLabel(req: BeginRequest): string {
   return `transaction ${req.txId}${req.name ? ` (${req.name})` : ''}`;
 }
-
-/** A client queried as `query(text, values, callback)`: no promise of pg's own. */
-interface CallbackClient {
-  query(
-    text: string,
-    values: unknown[] | undefined,
-    callback: (err: Error | null | undefined, result: PgResult | undefined) => void,
-  ): void;
-}
-
-/** What pg hands a query callback: one result, or one per statement of a multi-statement string. */
-type PgResult = pg.QueryResult | pg.QueryResult[];
 
 /** One statement setting the transaction's local options. */
 interface LocalSettings {

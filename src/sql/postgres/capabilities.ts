@@ -6,7 +6,7 @@ const READ_COMMITTED = Object.freeze({
 });
 
 /**
- * What each level really prevents on PostgreSQL (verified by test/postgres/isolation.test.ts).
+ * What each level really prevents on PostgreSQL (verified by test/postgres/concurrency.test.ts).
  * REPEATABLE READ is snapshot isolation: a concurrent update of a row it read fails with 40001
  * (no lost update), phantoms are not seen, but write skew is possible.
  */

@@ -28,7 +28,7 @@ export class PostgresDatabase extends Database<PostgresResource, PostgresTransac
   /** Pool occupancy, for dashboards and `PoolTimeoutError` diagnosis. */
   poolStatus(): PoolStatus {
     const p = this.resource.pool;
-    const max = (p as unknown as { options?: { max?: number } }).options?.max ?? 10;
+    const max = p.options.max ?? 10;
     return {
       max,
       total: p.totalCount,

@@ -55,9 +55,10 @@ export class HandlerQueue<N> {
   push(job: QueueJob<N>): void {
     if (this.#jobs.length >= this.maxQueue) {
       this.#dropped++;
-      this.hooks.overflow(job, this.policy, this.#dropped);
-      if (this.policy !== 'drop-oldest') return; // the newest (this one) is dropped
-      this.#jobs.shift();
+      // drop-oldest drops the oldest waiting job; the other policies drop this one.
+      const dropped = this.policy === 'drop-oldest' ? this.#jobs.shift()! : job;
+      this.hooks.overflow(dropped, this.policy, this.#dropped);
+      if (dropped === job) return;
     }
     this.#jobs.push(job);
     this.#pump();

@@ -46,6 +46,18 @@ export function positional(params: Params | undefined): unknown[] | undefined {
   );
 }
 
+/** What pg hands a query callback: one result, or one per statement of a multi-statement string. */
+export type PgResult = pg.QueryResult | pg.QueryResult[];
+
+/** A client queried as `query(text, values, callback)`: no promise of pg's own. */
+export interface CallbackClient {
+  query(
+    text: string,
+    values: unknown[] | undefined,
+    callback: (err: Error | null | undefined, result: PgResult) => void,
+  ): void;
+}
+
 /** Rows of a result (the last one, for a multi-statement string). */
 export function rowsOf<T>(r: pg.QueryResult | pg.QueryResult[]): T[] {
   const last = Array.isArray(r) ? r[r.length - 1] : r;

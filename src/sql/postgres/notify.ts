@@ -23,9 +23,15 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import { ConnectionLostError, DatabaseClosedError, TxkitError } from '../../core/errors.js';
+import {
+  ConnectionLostError,
+  DatabaseClosedError,
+  InvalidArgumentError,
+  InvalidOptionError,
+  TxkitError,
+} from '../../core/errors.js';
 import { EventHub } from '../../core/events.js';
-import { assertChannel, assertPayload, PG_NOTIFY_SQL, quoteChannel } from './channel.js';
+import { assertChannel, assertPayload, notify, quoteChannel } from './channel.js';
 import { classifyPgError } from './errors.js';
 import { HandlerQueue, type OverflowPolicy } from './handler-queue.js';
 import {
@@ -121,14 +127,19 @@ export class NotificationQueueOverflowError extends TxkitError {
 /** An async iterator over one channel; `ready` resolves once LISTEN is in effect. */
 export type NotificationIterator = GenericIterator<Notification>;
 
+/** Ends the iterators (and so the waiters) among `sinks`. */
+function endIterators(sinks: Iterable<Sink>): void {
+  for (const sink of sinks) if (sink.kind === 'direct') sink.end();
+}
+
 type Sink =
   | { kind: 'handler'; fn: NotificationHandler }
-  | { kind: 'direct'; push: (n: Notification) => void };
+  | { kind: 'direct'; push: (n: Notification) => void; end: () => void };
 
 function positiveInt(name: string, v: number | undefined, dflt: number, min = 1): number {
   if (v === undefined) return dflt;
   if (!Number.isInteger(v) || v < min)
-    throw new TxkitError('E_INVALID_OPTION', `${name} must be an integer >= ${min}, got ${v}`);
+    throw new InvalidOptionError(`${name} must be an integer >= ${min}, got ${v}`);
   return v;
 }
 
@@ -155,17 +166,13 @@ export class PgNotifier {
 
   constructor(private readonly options: PgNotifierOptions) {
     if (!options || (options.connectionString === undefined && options.client === undefined)) {
-      throw new TxkitError(
-        'E_INVALID_OPTION',
-        'PgNotifier needs connectionString or client (a pg.ClientConfig)',
-      );
+      throw new InvalidOptionError('PgNotifier needs connectionString or client (a pg.ClientConfig)');
     }
     this.#config = { ...(options.client ?? {}), keepAlive: true };
     if (options.connectionString !== undefined) this.#config.connectionString = options.connectionString;
     const overflow = options.overflow ?? 'drop-oldest';
     if (!['drop-oldest', 'drop-newest', 'error'].includes(overflow)) {
-      throw new TxkitError(
-        'E_INVALID_OPTION',
+      throw new InvalidOptionError(
         `overflow must be 'drop-oldest', 'drop-newest' or 'error', got ${String(overflow)}`,
       );
     }
@@ -183,8 +190,7 @@ export class PgNotifier {
       factor: r.factor ?? 2,
       maxDelayMs: positiveInt('reconnect.maxDelayMs', r.maxDelayMs, 30_000, 0),
     };
-    if (!(this.#backoff.factor >= 1))
-      throw new TxkitError('E_INVALID_OPTION', 'reconnect.factor must be >= 1');
+    if (!(this.#backoff.factor >= 1)) throw new InvalidOptionError('reconnect.factor must be >= 1');
     this.#queue = new HandlerQueue<Notification>(this.#opts.maxQueue, this.#opts.concurrency, overflow, {
       overflow: (job, policy, dropped) => {
         const n = job.notification;
@@ -252,7 +258,7 @@ export class PgNotifier {
    */
   async listen(channel: string, handler: NotificationHandler): Promise<() => Promise<void>> {
     if (typeof handler !== 'function')
-      throw new TxkitError('E_INVALID_ARGUMENT', 'listen(channel, handler): handler must be a function');
+      throw new InvalidArgumentError('listen(channel, handler): handler must be a function');
     return this.#subscribe(channel, { kind: 'handler', fn: handler });
   }
 
@@ -273,18 +279,21 @@ export class PgNotifier {
     });
   }
 
-  /** UNLISTENs `channel` and drops all its handlers, iterators and waiters. */
+  /** UNLISTENs `channel` and drops all its handlers; its iterators and waiters end. */
   async unlisten(channel: string): Promise<void> {
     assertChannel(channel);
     const sinks = this.#channels.get(channel);
     if (!sinks) return;
     this.#channels.delete(channel);
+    endIterators(sinks);
     await this.#command(`UNLISTEN ${quoteChannel(channel)}`);
   }
 
-  /** `UNLISTEN *` and drops every handler. */
+  /** `UNLISTEN *` and drops every handler; every iterator and waiter ends. */
   async unlistenAll(): Promise<void> {
+    const all = [...this.#channels.values()];
     this.#channels.clear();
+    for (const sinks of all) endIterators(sinks);
     await this.#command('UNLISTEN *');
   }
 
@@ -293,14 +302,10 @@ export class PgNotifier {
    * use `notify(tx, …)` instead, which is delivered only if the transaction commits.
    */
   async notify(channel: string, payload = ''): Promise<void> {
+    // Checked before connecting: bad input never opens a session.
     assertChannel(channel);
     assertPayload(payload);
-    const sender = this.options.sender ?? (await this.#ensureClient());
-    try {
-      await sender.query(PG_NOTIFY_SQL, [channel, payload]);
-    } catch (err) {
-      throw classifyPgError(err, { phase: 'notify' });
-    }
+    await notify(this.options.sender ?? (await this.#ensureClient()), channel, payload);
   }
 
   /** {@link notify} with `JSON.stringify(value)` as the payload. */
@@ -331,7 +336,11 @@ export class PgNotifier {
       );
       for (;;) {
         const r = await Promise.race([it.next(), timer]);
-        if (r.done) throw new DatabaseClosedError('the notifier closed while waiting for a notification');
+        if (r.done) {
+          throw new DatabaseClosedError(
+            `the channel "${channel}" was unlistened, or the notifier closed, while waiting for a notification`,
+          );
+        }
         if (!options.filter || options.filter(r.value)) return r.value;
       }
     } finally {
@@ -349,7 +358,7 @@ export class PgNotifier {
     assertChannel(channel);
     const maxBuffer = positiveInt('maxBuffer', options.maxBuffer, 1_000);
     return notificationIterator<Notification>(
-      (push, onEnd) => this.#subscribe(channel, { kind: 'direct', push }, onEnd),
+      (push, end) => this.#subscribe(channel, { kind: 'direct', push, end }),
       {
         signal: options.signal,
         maxBuffer,
@@ -381,10 +390,9 @@ export class PgNotifier {
   async #close(): Promise<void> {
     this.#closing.abort();
     if (this.#timer) clearInterval(this.#timer);
-    const enders = [...this.#enders];
-    this.#enders.clear();
-    for (const e of enders) e();
+    const all = [...this.#channels.values()];
     this.#channels.clear();
+    for (const sinks of all) endIterators(sinks);
     this.#queue.clear();
     const client = this.#client ?? (await this.#opening?.catch(() => undefined));
     this.#client = undefined;
@@ -395,11 +403,10 @@ export class PgNotifier {
     await this.#queue.settle(this.#opts.stopTimeoutMs);
   }
 
-  readonly #enders = new Set<() => void>();
   /** What #open LISTENed on each client, to catch up on channels added in between. */
   readonly #listenedBy = new WeakMap<pg.Client, Set<string>>();
 
-  async #subscribe(channel: string, sink: Sink, onEnd?: () => void): Promise<() => Promise<void>> {
+  async #subscribe(channel: string, sink: Sink): Promise<() => Promise<void>> {
     assertChannel(channel);
     if (this.#closing.signal.aborted) throw new DatabaseClosedError('the notifier is closed');
     let sinks = this.#channels.get(channel);
@@ -409,9 +416,7 @@ export class PgNotifier {
       this.#channels.set(channel, sinks);
     }
     sinks.add(sink);
-    if (onEnd) this.#enders.add(onEnd);
     const unsubscribe = async (): Promise<void> => {
-      if (onEnd) this.#enders.delete(onEnd);
       if (this.#removeSink(channel, sink)) await this.#command(`UNLISTEN ${quoteChannel(channel)}`);
     };
     if (first) {
@@ -419,7 +424,6 @@ export class PgNotifier {
         await this.#command(`LISTEN ${quoteChannel(channel)}`);
       } catch (err) {
         this.#removeSink(channel, sink);
-        if (onEnd) this.#enders.delete(onEnd);
         throw err;
       }
     } else {

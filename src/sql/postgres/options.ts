@@ -73,12 +73,15 @@ const POSTGRES_KEYS = new Set([
 ]);
 
 /** A non-negative integer number of milliseconds, or undefined. */
-export function checkMs(name: string, v: unknown, min = 0): number | undefined {
+export function checkMs(
+  name: string,
+  v: unknown,
+  min = 0,
+  unit = 'number of milliseconds',
+): number | undefined {
   if (v === undefined) return undefined;
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > 2_147_483_647) {
-    throw new InvalidOptionError(
-      `${name} must be an integer number of milliseconds >= ${min}, got ${String(v)}`,
-    );
+    throw new InvalidOptionError(`${name} must be an integer ${unit} >= ${min}, got ${String(v)}`);
   }
   return v;
 }
@@ -112,7 +115,7 @@ export function resolvePostgresOptions(
   if (connectionString !== undefined && typeof connectionString !== 'string') {
     throw new InvalidOptionError('connectionString must be a string');
   }
-  const max = checkMs('max', options.max, 1);
+  const max = checkMs('max', options.max, 1, 'number of connections');
   const acquireTimeoutMs = checkMs('acquireTimeoutMs', options.acquireTimeoutMs, 1) ?? 30_000;
   const suspendedLockTimeoutMs =
     checkMs('suspendedLockTimeoutMs', options.suspendedLockTimeoutMs, 0) ?? 5_000;
@@ -125,7 +128,7 @@ export function resolvePostgresOptions(
   if (pool !== undefined) {
     if (!(pool instanceof Pool)) throw new InvalidOptionError('pool must be a pg.Pool');
     thePool = pool;
-    clientConfig = { ...((pool as unknown as { options: pg.PoolConfig }).options ?? {}) };
+    clientConfig = { ...pool.options };
   } else {
     const config: pg.PoolConfig = { ...(poolConfig ?? {}) };
     if (connectionString !== undefined) config.connectionString = connectionString;

@@ -13,26 +13,23 @@ import {
   type TxkitError,
 } from '../../core/errors.js';
 import { assertIdentifier } from '../../core/identifier.js';
-import type { ExecuteResult, IsolationLevel, Params, ResourceTx } from '../../core/resource.js';
+import type {
+  ExecuteResult,
+  IsolationLevel,
+  Params,
+  ResourceTx,
+  StatementCallback,
+} from '../../core/resource.js';
 import { assertNoTransactionControl } from '../shared/statement-guard.js';
 import type { PostgresResource } from './adapter.js';
 import { sendCancelRequest } from './cancel.js';
 import { classifyPgError, isServerError, type PgPhase } from './errors.js';
-import { affected, type Lease, positional, rowsOf } from './lease.js';
+import { affected, type CallbackClient, type Lease, type PgResult, positional, rowsOf } from './lease.js';
 import { assertGid, prepareTransaction } from './prepared.js';
 import { SelfDeadlockWatch } from './self-deadlock.js';
 
-/** What pg hands a query callback: one result, or one per statement of a multi-statement string. */
-type PgResult = pg.QueryResult | pg.QueryResult[];
-/** A client queried as `query(text, values, callback)`: no promise of pg's own. */
-interface CallbackClient {
-  query(
-    text: string,
-    values: unknown[] | undefined,
-    callback: (err: Error | null | undefined, result: PgResult) => void,
-  ): void;
-}
 const ignore = (): void => {};
+const commandOf = (r: PgResult): string => (r as pg.QueryResult).command;
 
 /** One PostgreSQL transaction on one pooled connection. */
 export class PgTx implements ResourceTx {
@@ -71,7 +68,8 @@ export class PgTx implements ResourceTx {
     return this.lease.dead && isServerError(this.lease.deathCause) ? this.lease.deathCause : err;
   }
 
-  #precheck(sql: string, params: Params | undefined): unknown[] | undefined {
+  /** Throws unless a statement may be sent: the transaction is open and its session alive. */
+  #assertOpen(): void {
     if (this.#done) throw new TransactionClosedError(`transaction ${this.txId} has ended`);
     if (this.lease.dead) {
       throw classifyPgError(this.#reason(new Error('the connection is closed')), {
@@ -79,51 +77,73 @@ export class PgTx implements ResourceTx {
         nothingSent: true,
       });
     }
-    if (!this.resource.options.allowRawTransactionControl) assertNoTransactionControl(sql);
-    const values = positional(params);
+  }
+
+  #assertNotAborted(): void {
     if (this.#aborted) {
       throw new TransactionAbortedError(
         `transaction ${this.txId} was aborted by an earlier error; roll back (or back to a savepoint) first`,
         { cause: this.#aborted },
       );
     }
+  }
+
+  #precheck(sql: string, params: Params | undefined): unknown[] | undefined {
+    this.#assertOpen();
+    if (!this.resource.options.allowRawTransactionControl) assertNoTransactionControl(sql);
+    const values = positional(params);
+    this.#assertNotAborted();
     return values;
   }
 
-  /**
-   * Sends one statement and maps its result in the driver's callback: one promise per
-   * statement (pg's own promise API would add two, and each costs an async hook on Node 20).
-   */
+  /** Sends one statement and maps its result; for the statements the engine does not track itself. */
   #send<R>(text: string, values: unknown[] | undefined, phase: PgPhase, map: (r: PgResult) => R): Promise<R> {
     return new Promise<R>((resolve, reject) => {
-      this.#inflight++;
-      const c = this.lease.client;
-      let settleWatch: (() => void) | undefined;
-      if (this.holderPids.length > 0 && phase === 'statement' && c.processID !== undefined) {
-        const pending = new Promise<void>((r) => {
-          settleWatch = r;
-        });
-        this.#watch ??= new SelfDeadlockWatch(
-          this.resource.options.clientConfig,
-          c.processID,
-          this.holderPids,
-        );
-        this.#watch.watch(pending, (blocker) => {
-          this.#selfDeadlock = blocker;
-          void this.cancel().catch(() => {});
-        });
-      }
-      (c as unknown as CallbackClient).query(text, values, (err, r) => {
-        this.#inflight--;
-        settleWatch?.();
-        if (err) {
-          // Classified a microtask later, as pg's promise API would: by then a dying socket has
-          // marked the lease dead, and a server error is followed by its ReadyForQuery.
-          queueMicrotask(() => reject(this.#failure(err, phase)));
-          return;
-        }
-        resolve(map(r));
+      this.#sendCb(text, values, phase, map, (err, value) => (err ? reject(err) : resolve(value as R)));
+    });
+  }
+
+  /**
+   * Sends one statement and completes `done` from the driver's callback: no promise at all
+   * (pg's promise API would add two, and each costs an async hook on Node 20).
+   */
+  #sendCb<R>(
+    text: string,
+    values: unknown[] | undefined,
+    phase: PgPhase,
+    map: (r: PgResult) => R,
+    done: StatementCallback<R>,
+  ): void {
+    this.#inflight++;
+    const c = this.lease.client;
+    let settleWatch: (() => void) | undefined;
+    if (this.holderPids.length > 0 && phase === 'statement' && c.processID !== undefined) {
+      const pending = new Promise<void>((r) => {
+        settleWatch = r;
       });
+      this.#watch ??= new SelfDeadlockWatch(this.resource.options.clientConfig, c.processID, this.holderPids);
+      this.#watch.watch(pending, (blocker) => {
+        this.#selfDeadlock = blocker;
+        void this.cancel().catch(() => {});
+      });
+    }
+    (c as unknown as CallbackClient).query(text, values, (err, r) => {
+      this.#inflight--;
+      settleWatch?.();
+      if (err) {
+        // Classified a microtask later, as pg's promise API would: by then a dying socket has
+        // marked the lease dead, and a server error is followed by its ReadyForQuery.
+        queueMicrotask(() => done(this.#failure(err, phase)));
+        return;
+      }
+      let value: R;
+      try {
+        value = map(r);
+      } catch (mapErr) {
+        done(mapErr instanceof Error ? mapErr : new Error(String(mapErr)));
+        return;
+      }
+      done(null, value);
     });
   }
 
@@ -149,30 +169,32 @@ export class PgTx implements ResourceTx {
     return e;
   }
 
+  queryCb<T>(sql: string, params: Params | undefined, done: StatementCallback<T[]>): void {
+    this.#sendCb(sql, this.#precheck(sql, params), 'statement', rowsOf as (r: PgResult) => T[], done);
+  }
+
+  executeCb(sql: string, params: Params | undefined, done: StatementCallback<ExecuteResult>): void {
+    this.#sendCb(sql, this.#precheck(sql, params), 'statement', affected, done);
+  }
+
   query<T>(sql: string, params?: Params): Promise<T[]> {
-    let values: unknown[] | undefined;
-    try {
-      values = this.#precheck(sql, params);
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    return this.#send(sql, values, 'statement', rowsOf as (r: PgResult) => T[]);
+    // A throw in the executor (a refused statement) rejects the promise.
+    return new Promise((resolve, reject) =>
+      this.queryCb<T>(sql, params, (err, rows) => (err ? reject(err) : resolve(rows!))),
+    );
   }
 
   execute(sql: string, params?: Params): Promise<ExecuteResult> {
-    let values: unknown[] | undefined;
-    try {
-      values = this.#precheck(sql, params);
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    return this.#send(sql, values, 'statement', affected);
+    return new Promise((resolve, reject) =>
+      this.executeCb(sql, params, (err, result) => (err ? reject(err) : resolve(result!))),
+    );
   }
 
   savepoint(name: string): Promise<void> {
     try {
       assertIdentifier(name, 'savepoint name');
-      this.#precheck('SELECT 1', undefined);
+      this.#assertOpen();
+      this.#assertNotAborted();
     } catch (err) {
       return Promise.reject(err);
     }
@@ -194,7 +216,8 @@ export class PgTx implements ResourceTx {
   release(name: string): Promise<void> {
     try {
       assertIdentifier(name, 'savepoint name');
-      this.#precheck('SELECT 1', undefined);
+      this.#assertOpen();
+      this.#assertNotAborted();
     } catch (err) {
       return Promise.reject(err);
     }
@@ -227,19 +250,14 @@ export class PgTx implements ResourceTx {
       );
     }
     return new Promise<void>((resolve, reject) => {
-      this.#end('COMMIT', (err, r) => {
+      this.#sendCb('COMMIT', undefined, 'commit', commandOf, (err, command) => {
         if (err) {
-          queueMicrotask(() => {
-            const e = this.#failure(err, 'commit');
-            this.#finish(
-              this.lease.dead || e.code === 'E_COMMIT_UNKNOWN' ? 'COMMIT failed in doubt' : undefined,
-            );
-            reject(e);
-          });
+          const unknown = (err as TxkitError).code === 'E_COMMIT_UNKNOWN';
+          this.#finish(this.lease.dead || unknown ? 'COMMIT failed in doubt' : undefined);
+          reject(err);
           return;
         }
         this.#finish();
-        const command = (r as pg.QueryResult).command;
         if (command === 'COMMIT') resolve();
         else
           reject(
@@ -258,33 +276,18 @@ export class PgTx implements ResourceTx {
       return Promise.resolve();
     }
     return new Promise<void>((resolve, reject) => {
-      this.#end('ROLLBACK', (err) => {
+      this.#sendCb('ROLLBACK', undefined, 'rollback', ignore, (err) => {
         if (err) {
-          queueMicrotask(() => {
-            const e = this.#failure(err, 'rollback');
-            const lost = this.lease.dead;
-            this.#finish('ROLLBACK failed');
-            if (lost) resolve();
-            else reject(e);
-          });
+          const lost = this.lease.dead;
+          this.#finish('ROLLBACK failed');
+          if (lost)
+            resolve(); // the server rolls back a transaction whose session ended
+          else reject(err);
           return;
         }
         this.#finish();
         resolve();
       });
-    });
-  }
-
-  /**
-   * Sends COMMIT or ROLLBACK with a callback. A success is reported from pg's ReadyForQuery
-   * handling, so the session status is already known and the connection can be released at
-   * once; a failure arrives before its ReadyForQuery, so callers defer its handling.
-   */
-  #end(text: 'COMMIT' | 'ROLLBACK', done: (err: Error | null | undefined, r: PgResult) => void): void {
-    this.#inflight++;
-    (this.lease.client as unknown as CallbackClient).query(text, undefined, (err, r) => {
-      this.#inflight--;
-      done(err, r);
     });
   }
 

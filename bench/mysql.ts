@@ -8,12 +8,12 @@
  * ratio is txkit's own overhead on equal driver settings. "adapter alone" drives the MySQL
  * resource through the SPI without the engine, to show where the overhead lies.
  *
- *   npx tsx bench/mysql.ts     (uses TXKIT_MYSQL_URL, or starts a private MariaDB)
+ *   npm run build && npx tsx bench/mysql.ts     (uses TXKIT_MYSQL_URL, or starts a private MariaDB)
  *   TXKIT_BENCH_TX=4000 TXKIT_BENCH_ROUNDS=7 npx tsx bench/mysql.ts
  */
 import { createHook } from 'node:async_hooks';
 import mysql2 from 'mysql2/promise';
-import { mysql } from '../src/sql/mysql/index.js';
+import { mysql } from '../dist/sql/mysql/index.js';
 import {
   canStartPrivateInstance,
   type PrivateInstance,

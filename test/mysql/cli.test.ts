@@ -11,12 +11,7 @@ function capture() {
 }
 
 const fixture = (f: string) => fileURLToPath(new URL(`./fixtures/${f}`, import.meta.url));
-const errorLog = fileURLToPath(
-  new URL(
-    '../../../shared/spec/fixtures/mysql/mariadb-10.11-errorlog-deadlocks-full-and-basic.txt',
-    import.meta.url,
-  ),
-);
+const errorLog = fixture('mariadb-10.11-errorlog-deadlocks-full-and-basic.txt');
 
 describe('txkit mysql deadlocks --parse', () => {
   it('prints each deadlock of a MySQL 8 dump and exits 1 (findings)', async () => {

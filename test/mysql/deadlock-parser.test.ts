@@ -9,22 +9,11 @@ import {
   statusTextFromRow,
 } from '../../src/sql/mysql/deadlock-parser.js';
 
-const shared = (f: string) =>
-  readFileSync(new URL(`../../../shared/spec/fixtures/mysql/${f}`, import.meta.url), 'utf8');
 const local = (f: string) => readFileSync(new URL(`./fixtures/${f}`, import.meta.url), 'utf8');
 
-const hasShared = (() => {
-  try {
-    shared('mariadb-10.11-innodb-status-deadlock-two-tx.txt');
-    return true;
-  } catch {
-    return false;
-  }
-})();
-
-describe.skipIf(!hasShared)('MariaDB 10.11 fixtures', () => {
+describe('MariaDB 10.11 fixtures', () => {
   it('two-transaction status dump: one deadlock with every field', () => {
-    const text = shared('mariadb-10.11-innodb-status-deadlock-two-tx.txt');
+    const text = local('mariadb-10.11-innodb-status-deadlock-two-tx.txt');
     const d = parseInnodbStatus(text).latestDeadlock;
     expect(d).toBeDefined();
     expect(parseDeadlocks(text)).toHaveLength(1);
@@ -83,7 +72,7 @@ describe.skipIf(!hasShared)('MariaDB 10.11 fixtures', () => {
   });
 
   it('three-transaction section: the cycle 117 → 118 → 119 → 117, victim 3', () => {
-    const d = parseInnodbStatus(shared('mariadb-10.11-deadlock-section-three-tx-full.txt')).latestDeadlock;
+    const d = parseInnodbStatus(local('mariadb-10.11-deadlock-section-three-tx-full.txt')).latestDeadlock;
     expect(d?.detectedAt).toBe('2026-11-24 01:29:07 0x7f9c989696c0');
     expect(
       d?.transactions.map((t) => [
@@ -102,7 +91,7 @@ describe.skipIf(!hasShared)('MariaDB 10.11 fixtures', () => {
   });
 
   it('error log: three dumps (full and basic), warnings ignored', () => {
-    const text = shared('mariadb-10.11-errorlog-deadlocks-full-and-basic.txt');
+    const text = local('mariadb-10.11-errorlog-deadlocks-full-and-basic.txt');
     const all = parseErrorLogDeadlocks(text);
     expect(parseDeadlocks(text)).toHaveLength(3);
     expect(all).toHaveLength(3);
@@ -136,7 +125,7 @@ describe.skipIf(!hasShared)('MariaDB 10.11 fixtures', () => {
   });
 
   it('reads the Status column by name, never Type', () => {
-    const text = shared('mariadb-10.11-innodb-status-deadlock-two-tx.txt');
+    const text = local('mariadb-10.11-innodb-status-deadlock-two-tx.txt');
     const row = { Type: 'InnoDB', Name: '', Status: text };
     expect(statusTextFromRow(row)).toBe(text);
     expect(parseInnodbStatus(statusTextFromRow(row) ?? '').latestDeadlock?.transactions).toHaveLength(2);
@@ -145,7 +134,7 @@ describe.skipIf(!hasShared)('MariaDB 10.11 fixtures', () => {
   });
 
   it('no deadlock section → undefined; a truncated section → what it holds', () => {
-    const text = shared('mariadb-10.11-innodb-status-deadlock-two-tx.txt');
+    const text = local('mariadb-10.11-innodb-status-deadlock-two-tx.txt');
     const start = text.indexOf('------------------------\nLATEST DETECTED DEADLOCK');
     const end = text.indexOf('------------\nTRANSACTIONS');
     const without = text.slice(0, start) + text.slice(end);

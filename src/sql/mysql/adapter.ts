@@ -15,6 +15,7 @@
 import mysql2 from 'mysql2/promise';
 import {
   InvalidArgumentError,
+  InvalidOptionError,
   PoolTimeoutError,
   TxkitError,
   UnsupportedFeatureError,
@@ -130,7 +131,7 @@ export class MysqlResource implements Resource {
   /**
    * Borrows a pooled connection on mysql2's callback API and hands it to `done`, or a
    * classified error (`PoolTimeoutError` after `acquireTimeoutMs`). `label` says who waited
-   * in the timeout message; a function is only called when that message is needed.
+   * in the timeout message; a BeginRequest is only formatted when that message is needed.
    */
   #take(label: string | BeginRequest, done: (err: TxkitError | null, conn?: Conn) => void): void {
     const core = this.pool.pool;
@@ -214,12 +215,11 @@ export class MysqlResource implements Resource {
       lwt = checkLockWaitTimeout(extra.lockWaitTimeoutSec, flavor);
       const snapshot = extra.consistentSnapshot;
       if (snapshot !== undefined && typeof snapshot !== 'boolean') {
-        throw new TxkitError('E_INVALID_OPTION', 'consistentSnapshot must be a boolean');
+        throw new InvalidOptionError('consistentSnapshot must be a boolean');
       }
       if (extra.xa !== undefined) {
         normalizeXid(extra.xa as string);
-        if (typeof extra.xa !== 'string')
-          throw new TxkitError('E_INVALID_OPTION', 'xa must be a gtrid string');
+        if (typeof extra.xa !== 'string') throw new InvalidOptionError('xa must be a gtrid string');
         if (req.readOnly) throw new UnsupportedFeatureError('an XA transaction cannot be READ ONLY');
         xa = extra.xa;
       }

@@ -9,6 +9,7 @@
  * A reported deadlock is already resolved: InnoDB rolled the victim back. "Recovery" is
  * the victim's retry, which the transaction engine does; this only observes.
  */
+import { InvalidOptionError } from '../../core/errors.js';
 import { EventHub } from '../../core/events.js';
 import type { DeadlockReport } from './deadlock-parser.js';
 import { LockInspector } from './lock-inspector.js';
@@ -57,7 +58,7 @@ export function deadlockKey(report: DeadlockReport): string {
 function checkMs(name: string, v: number | undefined, dflt: number): number {
   if (v === undefined) return dflt;
   if (!Number.isFinite(v) || v < 10)
-    throw new RangeError(`${name} must be a number of milliseconds >= 10, got ${v}`);
+    throw new InvalidOptionError(`${name} must be a number of milliseconds >= 10, got ${v}`);
   return v;
 }
 
@@ -79,7 +80,6 @@ export class DeadlockMonitor {
   #running = false;
   #queue: Promise<void> = Promise.resolve();
   #lastCounter: number | null | undefined;
-  #lastKey: string | undefined;
   readonly #seen = new Set<string>();
   readonly #stats: DeadlockStats = {
     totalDeadlocks: 0,
@@ -214,12 +214,11 @@ export class DeadlockMonitor {
   }
 
   #remember(key: string): void {
-    this.#lastKey = key;
     this.#seen.add(key);
     // Keep the dedupe set bounded; only recent reports can reappear.
     if (this.#seen.size > 1000) {
       const oldest = this.#seen.values().next().value;
-      if (oldest !== undefined && oldest !== this.#lastKey) this.#seen.delete(oldest);
+      if (oldest !== undefined) this.#seen.delete(oldest); // never the key just added: the set holds > 1000
     }
   }
 

@@ -412,8 +412,9 @@ function readThreadLine(t: DeadlockTxn, line: string): void {
   }
 }
 
-function unquoteTable(name: string): string {
-  return name
+/** `` `s`.`t` `` (or a name from an information_schema column) as `s.t`, backquotes undone. */
+export function unquoteTable(name: unknown): string {
+  return String(name ?? '')
     .split('.')
     .map((p) => p.replace(/^`|`$/g, '').replace(/``/g, '`'))
     .join('.');

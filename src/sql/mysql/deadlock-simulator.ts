@@ -5,7 +5,7 @@
  * Used by tests, the demo and the CLI; it only takes locks and rolls both back.
  */
 import type { Pool, PoolConnection } from 'mysql2/promise';
-import { DeadlockError, TxkitError } from '../../core/errors.js';
+import { DatabaseError, DeadlockError } from '../../core/errors.js';
 import type { DeadlockReport } from './deadlock-parser.js';
 import { toTxkitError } from './errors.js';
 import { LockInspector } from './lock-inspector.js';
@@ -69,9 +69,7 @@ export async function simulateDeadlock(
     const victimIdx = errs.findIndex((e) => e instanceof DeadlockError);
     const other = errs[1 - victimIdx];
     if (victimIdx < 0 || other !== null) {
-      throw (
-        errs.find((e) => e !== null) ?? new TxkitError('E_DATABASE', 'the simulated deadlock did not happen')
-      );
+      throw errs.find((e) => e !== null) ?? new DatabaseError('the simulated deadlock did not happen');
     }
     const victim = (victimIdx + 1) as 1 | 2;
     const result: SimulateDeadlockResult = {

@@ -10,7 +10,12 @@
  * returns what it could read plus an `errors` list.
  */
 import { InvalidArgumentError, TxkitError } from '../../core/errors.js';
-import { type DeadlockReport, parseInnodbStatus, statusTextFromRow } from './deadlock-parser.js';
+import {
+  type DeadlockReport,
+  parseInnodbStatus,
+  statusTextFromRow,
+  unquoteTable,
+} from './deadlock-parser.js';
 import { detectServer, type MysqlQueryable, rows, type ServerInfo } from './server-info.js';
 
 const PROCESS = 'PROCESS';
@@ -147,13 +152,6 @@ export function allLocksSql(info: Pick<ServerInfo, 'flavor' | 'major'>): string 
 const TRX_COLUMNS = `trx_id, trx_state, trx_started, TIMESTAMPDIFF(SECOND, trx_started, NOW()) AS age,
   trx_mysql_thread_id, trx_query, trx_rows_locked, trx_rows_modified, trx_weight, trx_isolation_level, trx_wait_started`;
 
-function unquote(name: unknown): string {
-  return String(name ?? '')
-    .split('.')
-    .map((p) => p.replace(/^`|`$/g, '').replace(/``/g, '`'))
-    .join('.');
-}
-
 function lockFrom(r: Record<string, unknown>, p: 'r' | 'b', trxId: string): TableLock | null {
   if (r[`${p}_id`] === null || r[`${p}_id`] === undefined) return null;
   const schema = r[`${p}_schema`];
@@ -162,7 +160,8 @@ function lockFrom(r: Record<string, unknown>, p: 'r' | 'b', trxId: string): Tabl
     trxId,
     type: String(r[`${p}_type`] ?? ''),
     mode: String(r[`${p}_mode`] ?? ''),
-    table: schema !== undefined ? `${String(schema)}.${String(r[`${p}_table`])}` : unquote(r[`${p}_table`]),
+    table:
+      schema !== undefined ? `${String(schema)}.${String(r[`${p}_table`])}` : unquoteTable(r[`${p}_table`]),
     index: (r[`${p}_index`] as string | null) ?? null,
     data: (r[`${p}_data`] as string | null) ?? null,
   };
@@ -341,7 +340,7 @@ export class LockInspector {
         trxId: String(r.trx),
         type: String(r.type),
         mode: String(r.mode),
-        table: r.sch !== undefined ? `${String(r.sch)}.${String(r.tbl)}` : unquote(r.tbl),
+        table: r.sch !== undefined ? `${String(r.sch)}.${String(r.tbl)}` : unquoteTable(r.tbl),
         index: (r.idx as string | null) ?? null,
         data: (r.data as string | null) ?? null,
       };

@@ -8,10 +8,17 @@ import {
   InvalidArgumentError,
   ReadOnlyTransactionError,
   TransactionAbortedError,
-  TxkitError,
+  TransactionClosedError,
+  type TxkitError,
   UnsupportedFeatureError,
 } from '../../core/errors.js';
-import type { ExecuteResult, IsolationLevel, Params, ResourceTx } from '../../core/resource.js';
+import type {
+  ExecuteResult,
+  IsolationLevel,
+  Params,
+  ResourceTx,
+  StatementCallback,
+} from '../../core/resource.js';
 import type { MysqlResource } from './adapter.js';
 import { classificationOf, TransactionStateError, toTxkitError } from './errors.js';
 import { quoteName } from './names.js';
@@ -39,6 +46,13 @@ type Shape = 0 | 1 | 2;
 const RAW: Shape = 0;
 const ROWS: Shape = 1;
 const EXECUTE: Shape = 2;
+
+/** A callback-form statement as a promise; a synchronous throw (a refused statement) rejects it. */
+function promised<T>(start: (done: StatementCallback<T>) => void): Promise<T> {
+  return new Promise<T>((resolve, reject) =>
+    start((err, value) => (err ? reject(err) : resolve(value as T))),
+  );
+}
 
 /** One MySQL transaction on one pooled connection. */
 export class MysqlTx implements ResourceTx {
@@ -69,7 +83,7 @@ export class MysqlTx implements ResourceTx {
   }
 
   #refuse(): TxkitError | undefined {
-    if (this.#done) return new TxkitError('E_TX_CLOSED', `transaction ${this.txId} has ended`);
+    if (this.#done) return new TransactionClosedError(`transaction ${this.txId} has ended`);
     if (this.#abortCause) {
       return new TransactionAbortedError(
         `transaction ${this.txId} was ended by the server (${this.#abortCause.code}); nothing more is sent on it`,
@@ -81,49 +95,58 @@ export class MysqlTx implements ResourceTx {
 
   /** Runs one statement; classifies errors and notices when the server ended the transaction. */
   run(sql: string, values: unknown[] | undefined, opts?: { nowait?: boolean }): Promise<unknown> {
-    return this.#send(sql, values, opts?.nowait === true, RAW);
+    return promised((done) => this.#sendCb(sql, values, opts?.nowait === true, RAW, done));
   }
 
   /**
-   * Sends one statement on the callback API: one promise per statement, with the result
-   * shaped in the driver's callback (no `.then` chain, no async frames on the happy path).
+   * Sends one statement on the callback API and completes `done` from the driver's
+   * callback, with the result shaped there: no promise at all on the happy path.
    */
-  #send(sql: string, values: unknown[] | undefined, nowait: boolean, shape: Shape): Promise<never> {
-    return new Promise((resolve, reject) => {
-      const refused = this.#refuse();
-      if (refused) throw refused;
-      this.#busy = true;
-      try {
-        this.conn.query(sql, values, (raw: unknown, result: unknown) => {
-          this.#busy = false;
-          if (raw) {
-            this.#failed(raw, nowait, reject);
-            return;
-          }
-          try {
-            if (!Array.isArray(result)) this.#checkStillInTransaction(result as mysql2.ResultSetHeader);
-            resolve(
-              (shape === RAW
-                ? result
-                : shape === ROWS
-                  ? Array.isArray(result)
-                    ? result
-                    : []
-                  : toExecuteResult(result)) as never,
-            );
-          } catch (err) {
-            reject(err);
-          }
-        });
-      } catch (raw) {
-        // The driver refused synchronously (e.g. values it cannot format): nothing was sent.
+  #sendCb(
+    sql: string,
+    values: unknown[] | undefined,
+    nowait: boolean,
+    shape: Shape,
+    done: StatementCallback<unknown>,
+  ): void {
+    const refused = this.#refuse();
+    if (refused) {
+      done(refused);
+      return;
+    }
+    this.#busy = true;
+    try {
+      this.conn.query(sql, values, (raw: unknown, result: unknown) => {
         this.#busy = false;
-        this.#failed(raw, nowait, reject);
-      }
-    });
+        if (raw) {
+          this.#failed(raw, nowait, done);
+          return;
+        }
+        let value: unknown;
+        try {
+          if (!Array.isArray(result)) this.#checkStillInTransaction(result as mysql2.ResultSetHeader);
+          value =
+            shape === RAW
+              ? result
+              : shape === ROWS
+                ? Array.isArray(result)
+                  ? result
+                  : []
+                : toExecuteResult(result);
+        } catch (err) {
+          done(err as Error);
+          return;
+        }
+        done(null, value);
+      });
+    } catch (raw) {
+      // The driver refused synchronously (e.g. values it cannot format): nothing was sent.
+      this.#busy = false;
+      this.#failed(raw, nowait, done);
+    }
   }
 
-  #failed(raw: unknown, nowait: boolean, reject: (err: unknown) => void): void {
+  #failed(raw: unknown, nowait: boolean, done: StatementCallback<unknown>): void {
     let err: TxkitError;
     try {
       err = toTxkitError(raw, {
@@ -133,19 +156,19 @@ export class MysqlTx implements ResourceTx {
         ...(nowait ? { nowait: true } : {}),
       });
     } catch (classifyErr) {
-      reject(classifyErr);
+      done(classifyErr as Error);
       return;
     }
     const c = classificationOf(err);
     if (c && (c.scope === 'transaction' || c.scope === 'connection')) this.#abortCause ??= err;
     else if (c && c.errno !== undefined) {
       this.#confirmStillInTransaction(err).then(
-        () => reject(err),
-        () => reject(err),
+        () => done(err),
+        () => done(err),
       );
       return;
     }
-    reject(err);
+    done(err);
   }
 
   #checkStillInTransaction(h: mysql2.ResultSetHeader): void {
@@ -178,30 +201,32 @@ export class MysqlTx implements ResourceTx {
     }
   }
 
-  query<T>(sql: string, params?: Params): Promise<T[]> {
-    let values: unknown[] | undefined;
-    try {
-      this.#sql(sql);
-      values = checkParams(params);
-    } catch (err) {
-      return Promise.reject(err);
+  queryCb<T>(sql: string, params: Params | undefined, done: StatementCallback<T[]>): void {
+    this.#sql(sql);
+    this.#sendCb(sql, checkParams(params), false, ROWS, done as StatementCallback<unknown>);
+  }
+
+  executeCb(sql: string, params: Params | undefined, done: StatementCallback<ExecuteResult>): void {
+    this.#checkWrite(sql);
+    this.#sendCb(sql, checkParams(params), false, EXECUTE, done as StatementCallback<unknown>);
+  }
+
+  /** Refuses statements this transaction must not send: implicit commits, writes when READ ONLY. */
+  #checkWrite(sql: string): void {
+    this.#sql(sql);
+    if (this.readOnly && /^\s*(INSERT|UPDATE|DELETE|REPLACE)\b/i.test(sql)) {
+      // Refused before sending, like the server's 1792 for ordinary tables (stricter: the
+      // server would let a READ ONLY transaction write a TEMPORARY table).
+      throw new ReadOnlyTransactionError(`transaction ${this.txId} is READ ONLY`);
     }
-    return this.#send(sql, values, false, ROWS);
+  }
+
+  query<T>(sql: string, params?: Params): Promise<T[]> {
+    return promised<T[]>((done) => this.queryCb(sql, params, done));
   }
 
   execute(sql: string, params?: Params): Promise<ExecuteResult> {
-    let values: unknown[] | undefined;
-    try {
-      this.#sql(sql);
-      if (this.readOnly && /^\s*(INSERT|UPDATE|DELETE|REPLACE)\b/i.test(sql)) {
-        // The server would say 1792 too; saying it first costs nothing.
-        throw new ReadOnlyTransactionError(`transaction ${this.txId} is READ ONLY`);
-      }
-      values = checkParams(params);
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    return this.#send(sql, values, false, EXECUTE);
+    return promised<ExecuteResult>((done) => this.executeCb(sql, params, done));
   }
 
   async #control(sql: string): Promise<void> {

@@ -31,6 +31,9 @@ export function retryOnKinds(kinds: readonly ErrorKind[]): (err: unknown) => boo
   };
 }
 
+const LOCK_CONFLICTS = ['deadlock', 'snapshot_conflict'] as const;
+const CONNECTION_FAILURES = ['connection_lost', 'connect_failed', 'too_many_connections'] as const;
+
 /**
  * Deadlocks (1213) and MariaDB snapshot conflicts (1020): 4 attempts, delays 100–200 ms,
  * 200–400 ms, 400–800 ms (seed `retry_on_deadlock(3, 0.1)`: 100–200, 200–300, 400–500 ms).
@@ -42,7 +45,7 @@ export const deadlockRetry: Readonly<RetryPolicy> = Object.freeze({
   maxDelayMs: 2_000,
   jitter: 'proportional',
   jitterRatio: 1 / 3,
-  retryOn: retryOnKinds(['deadlock', 'snapshot_conflict']),
+  retryOn: retryOnKinds(LOCK_CONFLICTS),
 });
 
 /**
@@ -50,13 +53,9 @@ export const deadlockRetry: Readonly<RetryPolicy> = Object.freeze({
  * already waited `innodb_lock_wait_timeout`. NOWAIT failures are not retried.
  */
 export const lockTimeoutRetry: Readonly<RetryPolicy> = Object.freeze({
+  ...deadlockRetry,
   maxAttempts: 2,
-  baseDelayMs: 150,
-  factor: 2,
-  maxDelayMs: 2_000,
-  jitter: 'proportional',
-  jitterRatio: 1 / 3,
-  retryOn: retryOnKinds(['deadlock', 'snapshot_conflict', 'lock_wait_timeout']),
+  retryOn: retryOnKinds([...LOCK_CONFLICTS, 'lock_wait_timeout']),
 });
 
 /**
@@ -71,7 +70,7 @@ export const connectionRetry: Readonly<RetryPolicy> = Object.freeze({
   maxDelayMs: 30_000,
   jitter: 'proportional',
   jitterRatio: 0.2,
-  retryOn: retryOnKinds(['connection_lost', 'connect_failed', 'too_many_connections']),
+  retryOn: retryOnKinds(CONNECTION_FAILURES),
 });
 
 /**
@@ -86,11 +85,5 @@ export const generalRetry: Readonly<RetryPolicy> = Object.freeze({
   maxDelayMs: 60_000,
   jitter: 'proportional',
   jitterRatio: 0.1,
-  retryOn: retryOnKinds([
-    'deadlock',
-    'snapshot_conflict',
-    'connection_lost',
-    'connect_failed',
-    'too_many_connections',
-  ]),
+  retryOn: retryOnKinds([...LOCK_CONFLICTS, ...CONNECTION_FAILURES]),
 });

@@ -10,9 +10,12 @@ export { assertIdentifier, IDENTIFIER_PATTERN } from '../../core/identifier.js';
 
 export type QuoteStyle = 'double' | 'backtick';
 
+/** MySQL allows 64 characters; PostgreSQL (and SQLite, by txkit's rule) 63. */
+const MAX_LENGTH: Record<QuoteStyle, number> = { double: 63, backtick: 64 };
+
 /** Validates and quotes an identifier: `"name"` (SQLite, PostgreSQL) or `` `name` `` (MySQL). */
 export function quoteIdentifier(name: string, style: QuoteStyle = 'double', what?: string): string {
-  assertIdentifier(name, what);
+  assertIdentifier(name, what, MAX_LENGTH[style]);
   return style === 'double' ? `"${name}"` : `\`${name}\``;
 }
 

@@ -1,6 +1,7 @@
 /**
  * Optimistic transactions: WATCH, read, decide, MULTI/EXEC on a dedicated connection,
- * retried on conflict. Fifty concurrent "add 1" updates end at exactly +50.
+ * retried on conflict. Fifty concurrent "add 1" updates end at exactly +50: racing each
+ * other, and then committed together in rounds (the default for one process).
  *
  *   REDIS_URL=redis://127.0.0.1:6379 npx tsx examples/redis-optimistic.ts
  */
@@ -51,6 +52,21 @@ try {
     '- retries:',
     retries,
   );
+
+  // The default: attempts on the same key in this process commit in rounds (one WATCH,
+  // one EXEC for all that wait), each body seeing the value the one before it wrote.
+  await client.set(key, '0');
+  const before = tx.metrics.counter('redis_tx_watch_conflicts_total', { op: 'optimistic' });
+  await Promise.all(
+    Array.from({ length: 50 }, () =>
+      tx.optimistic([key], async (read) => {
+        const v = Number(await read.get(key));
+        return (m) => m.set(key, v + 1);
+      }),
+    ),
+  );
+  const after = tx.metrics.counter('redis_tx_watch_conflicts_total', { op: 'optimistic' });
+  console.log(`in rounds: final value ${await client.get(key)}, conflicts ${after - before}`);
 } finally {
   await client.del(key);
   await tx.close();

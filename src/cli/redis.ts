@@ -23,13 +23,9 @@ import {
   slidingWindowScript,
   transferScript,
 } from '../redis/index.js';
+import { type CommandResult, printResult } from './command-result.js';
 
 export const REDIS_EXIT = { ok: 0, failed: 1, usage: 2 } as const;
-
-export interface CommandResult {
-  exitCode: number;
-  lines: string[];
-}
 
 export interface RedisCliOptions {
   url?: string;
@@ -204,18 +200,8 @@ export async function benchPipelineCommand(opts: RedisCliOptions & { n?: string 
   });
 }
 
-function run(fn: () => Promise<CommandResult>) {
-  return async () => {
-    try {
-      const r = await fn();
-      for (const l of r.lines) process.stdout.write(`${l}\n`);
-      process.exitCode = r.exitCode;
-    } catch (err) {
-      process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
-      process.exitCode = err instanceof InvalidOptionError ? REDIS_EXIT.usage : REDIS_EXIT.failed;
-    }
-  };
-}
+const run = (command: () => Promise<CommandResult>) => () =>
+  printResult(command, (err) => (err instanceof InvalidOptionError ? REDIS_EXIT.usage : REDIS_EXIT.failed));
 
 /** Adds `txkit redis …` to the program. */
 export function register(program: Command): void {

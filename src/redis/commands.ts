@@ -22,7 +22,7 @@ export interface QueuedCommand {
 const CONTROL = new Set(['multi', 'exec', 'discard', 'watch', 'unwatch', 'quit', 'reset', 'select']);
 const COMMAND_NAME = /^[A-Za-z][A-Za-z0-9_|.-]*$/;
 
-function checkArg(command: string, arg: unknown, i: number): asserts arg is RedisArg {
+export function checkArg(command: string, arg: unknown, i: number): asserts arg is RedisArg {
   if (typeof arg === 'string' || Buffer.isBuffer(arg)) return;
   if (typeof arg === 'number' && Number.isFinite(arg)) return;
   throw new InvalidArgumentError(

@@ -3,9 +3,11 @@
  */
 import type { Redis } from 'ioredis';
 import type { EventHub } from '../core/events.js';
+import type { RedisArg } from './commands.js';
 import type { RedisClient } from './connection.js';
 import type { RedisEvents } from './events.js';
 import type { RedisMetrics } from './metrics.js';
+import type { OptimisticLane } from './optimistic-lane.js';
 
 export interface RedisContext {
   readonly isCluster: boolean;
@@ -15,12 +17,8 @@ export interface RedisContext {
   shared(): Promise<RedisClient>;
   /** Leases a dedicated connection to the node serving `slot` (any node when standalone). */
   lease(slot: number | undefined, signal?: AbortSignal): Promise<Redis>;
-  /**
-   * Runs `fn` after every earlier call with the same `key` has finished, or released its
-   * turn early with `done()` (in-process FIFO). Optimistic attempts on the same keys
-   * would only conflict with each other.
-   */
-  serialize<T>(key: string, fn: (done: () => void) => Promise<T>): Promise<T>;
+  /** The in-process queue of optimistic attempts on this key set (see `OptimisticLane`). */
+  lane(queueKey: string, keys: readonly RedisArg[], slot: number | undefined): OptimisticLane;
   /** Gives a leased connection back; `healthy: false` destroys it. */
   release(conn: Redis, healthy: boolean): void;
 }

@@ -66,19 +66,37 @@ export class RedisMetrics {
     this.#counters.set(key, (this.#counters.get(key) ?? 0) + 1);
   }
 
-  /** Records one observation in a histogram. */
-  observe(name: string, value: number, labels?: Record<string, string>): void {
-    const key = seriesKey(name, labels);
+  /**
+   * Records one observation in a histogram; a string `op` stands for `{ op }` (the hot
+   * path: its series name is built once).
+   */
+  observe(name: string, value: number, labels?: Record<string, string> | string): void {
+    const key = typeof labels === 'string' ? this.#opSeries(name, labels) : seriesKey(name, labels);
     let h = this.#histograms.get(key);
     if (!h) {
       const bounds = BUCKETS[name] ?? [1, 10, 100, 1000];
       h = { bounds, counts: new Array(bounds.length + 1).fill(0), sum: 0 };
       this.#histograms.set(key, h);
     }
-    let i = h.bounds.findIndex((b) => value <= b);
-    if (i === -1) i = h.bounds.length;
+    let i = 0;
+    while (i < h.bounds.length && value > h.bounds[i]!) i++;
     h.counts[i]!++;
     h.sum += value;
+  }
+
+  readonly #opKeys = new Map<string, Map<string, string>>();
+  #opSeries(name: string, op: string): string {
+    let byOp = this.#opKeys.get(name);
+    if (!byOp) {
+      byOp = new Map();
+      this.#opKeys.set(name, byOp);
+    }
+    let key = byOp.get(op);
+    if (key === undefined) {
+      key = seriesKey(name, { op });
+      byOp.set(op, key);
+    }
+    return key;
   }
 
   /** Current value of one counter series (0 if never incremented). */

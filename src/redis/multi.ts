@@ -36,7 +36,7 @@ export type TxResult =
   | { status: 'committed'; replies: CommandReply[]; hasErrors: boolean }
   | { status: 'conflict' };
 
-/** Sends the buffered commands; supplied by `redisTx` (shared connection) or `optimistic` (leased one). */
+/** Sends the buffered commands; supplied by `redisTx` (on its shared connection). */
 export type TransactionSender = (commands: readonly QueuedCommand[]) => Promise<ExecOutcome>;
 
 /**

@@ -30,14 +30,14 @@ export class DedicatedPool {
     private readonly options: PoolOptions,
   ) {}
 
-  /** Connections currently open (idle or leased). */
-  get size(): number {
-    return this.#open;
-  }
-
   /** Leases a ready connection. Give it back with {@link release}. */
   async acquire(signal?: AbortSignal): Promise<Redis> {
     if (this.#closed) throw new PoolTimeoutError('the connection pool is closed');
+    if (signal?.aborted) {
+      throw new TransactionCancelledError('cancelled while waiting for a connection', {
+        cause: signal.reason,
+      });
+    }
     for (;;) {
       const idle = this.#idle.pop();
       if (!idle) break;

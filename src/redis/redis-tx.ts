@@ -22,17 +22,12 @@ import { type ExecOutcome, execTransaction } from './exec-transaction.js';
 import { commonSlot } from './key-slot.js';
 import { RedisMetrics } from './metrics.js';
 import { MultiBuilder, type TxResult } from './multi.js';
-import {
-  type Abort,
-  type Ops,
-  type OptimisticOptions,
-  type OptimisticResult,
-  runOptimistic,
-} from './optimistic.js';
+import { type OptimisticOptions, type OptimisticResult, runOptimistic } from './optimistic.js';
+import { OptimisticLane } from './optimistic-lane.js';
+import type { Body } from './optimistic-round.js';
 import { type CommandTuple, type PipelineOptions, type PipelineResult, runPipeline } from './pipeline.js';
 import { DedicatedPool } from './pool.js';
 import { ScriptRegistry } from './script-registry.js';
-import type { WatchedReader } from './watched-reader.js';
 
 export interface RedisTxOptions {
   /** Dedicated connections for optimistic transactions (per cluster node). Default 10. */
@@ -74,7 +69,7 @@ export class RedisTx {
   readonly #connectTimeoutMs: number;
   readonly #pools = new Map<string, DedicatedPool>();
   readonly #leasedFrom = new WeakMap<Redis, DedicatedPool>();
-  readonly #queues = new Map<string, Promise<void>>();
+  readonly #lanes = new Map<string, OptimisticLane>();
   readonly #ctx: RedisContext;
   #shared: RedisClient | undefined;
   #closed = false;
@@ -100,32 +95,22 @@ export class RedisTx {
       shared: () => this.#sharedReady(),
       lease: (slot, signal) => this.#lease(slot, signal),
       release: (conn, healthy) => this.#leasedFrom.get(conn)?.release(conn, healthy),
-      serialize: (key, fn) => this.#serialize(key, fn),
+      lane: (queueKey, keys, slot) => this.#lane(queueKey, keys, slot),
     };
     this.scripts = new ScriptRegistry(this.#ctx);
   }
 
-  async #serialize<T>(key: string, fn: (done: () => void) => Promise<T>): Promise<T> {
-    const previous = this.#queues.get(key);
-    let release!: () => void;
-    const mine = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    const tail = previous ? previous.then(() => mine) : mine;
-    this.#queues.set(key, tail);
-    let released = false;
-    const done = () => {
-      if (released) return;
-      released = true;
-      release();
-      if (this.#queues.get(key) === tail) this.#queues.delete(key);
-    };
-    if (previous) await previous;
-    try {
-      return await fn(done);
-    } finally {
-      done();
+  #lane(queueKey: string, keys: readonly RedisArg[], slot: number | undefined): OptimisticLane {
+    let lane = this.#lanes.get(queueKey);
+    if (!lane) {
+      // A copy: the lane WATCHes these keys for every later caller too.
+      const created = new OptimisticLane(this.#ctx, [...keys], slot, () => {
+        if (this.#lanes.get(queueKey) === created) this.#lanes.delete(queueKey);
+      });
+      lane = created;
+      this.#lanes.set(queueKey, lane);
     }
+    return lane;
   }
 
   async #sharedReady(): Promise<RedisClient> {
@@ -257,7 +242,7 @@ export class RedisTx {
    */
   optimistic<T = undefined>(
     keys: RedisArg[],
-    body: (read: WatchedReader) => Promise<Ops | Abort<T>> | Ops | Abort<T>,
+    body: Body<T>,
     options?: OptimisticOptions,
   ): Promise<OptimisticResult<T>> {
     return runOptimistic(this.#ctx, keys, body, options);

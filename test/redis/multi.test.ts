@@ -1,27 +1,21 @@
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError, RawTransactionControlError } from '../../src/core/errors.js';
 import {
   ExecAbortError,
   PartialTransactionError,
   RedisReplyError,
   type RedisTx,
-  redisTx,
   TransactionStateError,
 } from '../../src/redis/index.js';
-import { client, closeClients, prefix, url } from './redis-test-env.js';
+import { type client, prefix, url, useRedisTx } from './redis-test-env.js';
 
 describe.skipIf(!url)('redis MULTI/EXEC', () => {
   let tx: RedisTx;
   let other: ReturnType<typeof client>;
-
-  beforeAll(() => {
-    tx = redisTx(client());
-    other = client();
-  });
-  afterAll(async () => {
-    await tx.close();
-    await closeClients();
+  useRedisTx((t, o) => {
+    tx = t;
+    other = o;
   });
 
   it('commits every command, reports a run-time error in its slot, and applies the others', async () => {

@@ -1,19 +1,37 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { InvalidArgumentError, InvalidOptionError } from '../../src/core/errors.js';
-import { abort, type RedisEvents, type RedisTx, redisTx } from '../../src/redis/index.js';
-import { client, closeClients, prefix, url } from './redis-test-env.js';
+import { describe, expect, it } from 'vitest';
+import {
+  InvalidArgumentError,
+  InvalidOptionError,
+  TransactionCancelledError,
+} from '../../src/core/errors.js';
+import {
+  abort,
+  ExecAbortError,
+  type OptimisticOptions,
+  type RedisEvents,
+  type RedisTx,
+  redisTx,
+} from '../../src/redis/index.js';
+import { client, prefix, url, useRedisTx } from './redis-test-env.js';
+
+/** One optimistic GET + SET of `key` to its value plus one: the contended update under test. */
+function increment(tx: RedisTx, key: string, options?: OptimisticOptions) {
+  return tx.optimistic(
+    [key],
+    async (read) => {
+      const v = Number(await read.get(key));
+      return (m) => m.set(key, v + 1);
+    },
+    options,
+  );
+}
 
 describe.skipIf(!url)('redis optimistic transactions (WATCH)', () => {
   let tx: RedisTx;
   let other: ReturnType<typeof client>;
-
-  beforeAll(() => {
-    tx = redisTx(client());
-    other = client();
-  });
-  afterAll(async () => {
-    await tx.close();
-    await closeClients();
+  useRedisTx((t, o) => {
+    tx = t;
+    other = o;
   });
 
   it('a write by a second client between WATCH and EXEC is a conflict: nothing applied', async () => {
@@ -68,14 +86,10 @@ describe.skipIf(!url)('redis optimistic transactions (WATCH)', () => {
         Array.from({ length: 100 }, async () => {
           let attempts = 0;
           for (let i = 0; i < 10; i++) {
-            const r = await contended.optimistic(
-              [key],
-              async (read) => {
-                const v = Number(await read.get(key));
-                return (m) => m.set(key, v + 1);
-              },
-              { retry: { maxAttempts: 1000, maxDelayMs: 5 }, localQueue: false },
-            );
+            const r = await increment(contended, key, {
+              retry: { maxAttempts: 1000, maxDelayMs: 5 },
+              localQueue: false,
+            });
             expect(r.status).toBe('committed');
             attempts += r.attempts;
           }
@@ -101,16 +115,7 @@ describe.skipIf(!url)('redis optimistic transactions (WATCH)', () => {
     const key = `${p}:storm`;
     await other.set(key, '0');
     const results = await Promise.all(
-      Array.from({ length: 100 }, () =>
-        tx.optimistic(
-          [key],
-          async (read) => {
-            const v = Number(await read.get(key));
-            return (m) => m.set(key, v + 1);
-          },
-          { localQueue: false },
-        ),
-      ),
+      Array.from({ length: 100 }, () => increment(tx, key, { localQueue: false })),
     );
     const committed = results.filter((r) => r.status === 'committed').length;
     const exhausted = results.filter((r) => r.status === 'conflict-exhausted');
@@ -129,14 +134,7 @@ describe.skipIf(!url)('redis optimistic transactions (WATCH)', () => {
     try {
       const results = await Promise.all(
         Array.from({ length: 200 }, (_, i) =>
-          instances[i % 4]!.optimistic(
-            [key],
-            async (read) => {
-              const v = Number(await read.get(key));
-              return (m) => m.set(key, v + 1);
-            },
-            { retry: { maxAttempts: 100, maxDelayMs: 5 } },
-          ),
+          increment(instances[i % 4]!, key, { retry: { maxAttempts: 100, maxDelayMs: 5 } }),
         ),
       );
       expect(results.every((r) => r.status === 'committed')).toBe(true);
@@ -151,6 +149,239 @@ describe.skipIf(!url)('redis optimistic transactions (WATCH)', () => {
       expect(conflicts).toBeLessThan(200 * 3);
     } finally {
       await Promise.all(instances.map((t) => t.close()));
+    }
+  });
+
+  it('hands the connection on at EXEC: same-key attempts in one process never conflict', async () => {
+    const p = prefix();
+    const key = `${p}:handoff`;
+    await other.set(key, '0');
+    const solo = redisTx(client(), { poolSize: 10 });
+    const clientIds = new Set<number>();
+    try {
+      const results = await Promise.all(
+        Array.from({ length: 300 }, () =>
+          solo.optimistic(
+            [key],
+            async (read) => {
+              const [v, id] = await Promise.all([read.get(key), read.clientId()]);
+              clientIds.add(id);
+              return (m) => m.set(key, Number(v) + 1);
+            },
+            { retry: { maxAttempts: 1 } },
+          ),
+        ),
+      );
+      expect(results.every((r) => r.status === 'committed' && r.attempts === 1)).toBe(true);
+      expect(await other.get(key)).toBe('300');
+      expect(solo.metrics.counter('redis_tx_watch_conflicts_total', { op: 'optimistic' })).toBe(0);
+      // Each WATCH was pipelined behind the previous EXEC on one socket.
+      expect(clientIds.size).toBe(1);
+    } finally {
+      await solo.close();
+    }
+  });
+
+  it('commits waiting same-key attempts in one round; a later body reads what earlier ones wrote', async () => {
+    const p = prefix();
+    const key = `${p}:round`;
+    await other.set(key, '0');
+    const solo = redisTx(client());
+    const seen: number[] = [];
+    try {
+      const results = await Promise.all(
+        Array.from({ length: 40 }, () =>
+          solo.optimistic([key], async (read) => {
+            const v = Number(await read.get(key));
+            seen.push(v);
+            return (m) => m.set(key, v + 1).incr(`${p}:execs`);
+          }),
+        ),
+      );
+      expect(results.every((r) => r.status === 'committed' && r.attempts === 1)).toBe(true);
+      expect(await other.get(key)).toBe('40');
+      expect([...seen].sort((a, b) => a - b)).toEqual(Array.from({ length: 40 }, (_, i) => i));
+      // Each attempt got its own replies: SET's OK and its own INCR result.
+      const incrs = results.map((r) => {
+        const reply = r.status === 'committed' ? r.replies[1] : undefined;
+        return reply?.ok ? reply.value : null;
+      });
+      expect(new Set(incrs).size).toBe(40);
+    } finally {
+      await solo.close();
+    }
+  });
+
+  it('a decision made on a value of its round stands only if the round commits', async () => {
+    const p = prefix();
+    const key = `${p}:stock`;
+    await other.set(key, '1');
+    const solo = redisTx(client());
+    let interfered = false;
+    try {
+      const take = () =>
+        solo.optimistic([key], async (read) => {
+          const stock = Number(await read.get(key));
+          if (!interfered) {
+            interfered = true;
+            await other.set(key, '5'); // restocked by another client: this round will conflict
+          }
+          if (stock < 1) return abort('sold out', stock);
+          return (m) => m.set(key, stock - 1);
+        });
+      const [first, second] = await Promise.all([take(), take()]);
+      // In the first round the second body saw 0 (the first one's pending write) and aborted;
+      // the round conflicted, so that abort was void and both ran again on the restocked 5.
+      expect(first.status).toBe('committed');
+      expect(second.status).toBe('committed');
+      expect(await other.get(key)).toBe('3');
+    } finally {
+      await solo.close();
+    }
+  });
+
+  it('a read the round cannot answer waits for the next round instead of guessing', async () => {
+    const p = prefix();
+    const key = `${p}:hash`;
+    const solo = redisTx(client());
+    try {
+      const results = await Promise.all(
+        Array.from({ length: 30 }, () =>
+          solo.optimistic([key], async (read) => {
+            const n = Number((await read.hget(key, 'n')) ?? 0);
+            return (m) => m.hset(key, { n: n + 1 });
+          }),
+        ),
+      );
+      expect(results.every((r) => r.status === 'committed' && r.attempts === 1)).toBe(true);
+      expect(await other.hget(key, 'n')).toBe('30');
+      expect(solo.metrics.counter('redis_tx_watch_conflicts_total', { op: 'optimistic' })).toBe(0);
+    } finally {
+      await solo.close();
+    }
+  });
+
+  it('a command refused at queue time fails only the attempt that sent it; its round-mates commit', async () => {
+    const p = prefix();
+    const key = `${p}:blame`;
+    await other.set(key, '0');
+    const solo = redisTx(client());
+    try {
+      const results = await Promise.allSettled(
+        Array.from({ length: 6 }, (_, i) =>
+          solo.optimistic([key], async (read) => {
+            const v = Number(await read.get(key));
+            return i === 2 ? (m) => m.call('set', key) : (m) => m.set(key, v + 1); // SET with one argument
+          }),
+        ),
+      );
+      const failed = results.filter((r) => r.status === 'rejected');
+      expect(failed).toHaveLength(1);
+      const err = (failed[0] as PromiseRejectedResult).reason;
+      expect(err).toBeInstanceOf(ExecAbortError);
+      expect(err.previousErrors.map((e: { index: number }) => e.index)).toEqual([0]);
+      expect(await other.get(key)).toBe('5');
+    } finally {
+      await solo.close();
+    }
+  });
+
+  it("the WATCH written behind a round's EXEC guards the next round: a write in between is a conflict", async () => {
+    const p = prefix();
+    const key = `${p}:ahead`;
+    await other.set(key, '0');
+    const solo = redisTx(client());
+    let secondRoundReads = 0;
+    try {
+      const first = increment(solo, key);
+      const second = solo.optimistic([key], async (read) => {
+        await read.call('strlen', key); // unknown after the first body's SET: waits for the next round
+        const v = Number(await read.get(key));
+        if (++secondRoundReads === 1) {
+          expect(v).toBe(1); // read ahead right behind the first round's EXEC
+          await other.set(key, '100'); // another client writes after that WATCH
+        }
+        return (m) => m.set(key, v + 1);
+      });
+      const [a, b] = await Promise.all([first, second]);
+      expect(a.status).toBe('committed');
+      expect(b).toMatchObject({ status: 'committed', attempts: 2 });
+      expect(await other.get(key)).toBe('101');
+    } finally {
+      await solo.close();
+    }
+  });
+
+  it('a lane that goes idle clears the WATCH it wrote ahead before the connection is reused', async () => {
+    const p = prefix();
+    const single = redisTx(client(), { poolSize: 1 });
+    try {
+      await Promise.all(Array.from({ length: 20 }, () => increment(single, `${p}:x`)));
+      await other.set(`${p}:x`, 'changed'); // would fail the next EXEC if the WATCH were left
+      const next = await single.optimistic([`${p}:y`], () => (m) => m.set(`${p}:y`, '1'), {
+        retry: { maxAttempts: 1 },
+      });
+      expect(next.status).toBe('committed');
+    } finally {
+      await single.close();
+    }
+  });
+
+  it('an AbortSignal withdraws an attempt still waiting for its round; nothing of it is applied', async () => {
+    const p = prefix();
+    const key = `${p}:withdraw`;
+    await other.set(key, '0');
+    const solo = redisTx(client());
+    let open!: () => void;
+    const gate = new Promise<void>((r) => {
+      open = r;
+    });
+    try {
+      const first = solo.optimistic([key], async (read) => {
+        const v = Number(await read.get(key));
+        await gate; // holds the round while the second attempt waits in the lane
+        return (m) => m.set(key, v + 1);
+      });
+      const controller = new AbortController();
+      const second = increment(solo, key, { signal: controller.signal });
+      controller.abort(new Error('user went away'));
+      await expect(second).rejects.toBeInstanceOf(TransactionCancelledError);
+      open();
+      expect((await first).status).toBe('committed');
+      expect(await other.get(key)).toBe('1');
+    } finally {
+      await solo.close();
+    }
+  });
+
+  it('a connection killed under a queue of same-key attempts voids them; they retry on new ones', async () => {
+    const p = prefix();
+    const key = `${p}:handoff-kill`;
+    await other.set(key, '0');
+    const solo = redisTx(client(), { poolSize: 4 });
+    let killed = false;
+    try {
+      const results = await Promise.all(
+        Array.from({ length: 100 }, () =>
+          solo.optimistic(
+            [key],
+            async (read) => {
+              const v = Number(await read.get(key));
+              if (v === 50 && !killed) {
+                killed = true;
+                await other.client('KILL', 'ID', String(await read.clientId()));
+              }
+              return (m) => m.set(key, v + 1);
+            },
+            { retry: { maxAttempts: 10, maxDelayMs: 5 } },
+          ),
+        ),
+      );
+      expect(killed).toBe(true);
+      expect(results.every((r) => r.status === 'committed')).toBe(true);
+      expect(await other.get(key)).toBe('100');
+    } finally {
+      await solo.close();
     }
   });
 

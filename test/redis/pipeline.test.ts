@@ -1,19 +1,14 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { InvalidOptionError } from '../../src/core/errors.js';
-import { type CommandTuple, type RedisTx, redisTx } from '../../src/redis/index.js';
-import { client, closeClients, prefix, url } from './redis-test-env.js';
+import type { CommandTuple, RedisTx } from '../../src/redis/index.js';
+import { client, prefix, url, useRedisTx } from './redis-test-env.js';
 
 describe.skipIf(!url)('redis pipelines', () => {
   let tx: RedisTx;
   let other: ReturnType<typeof client>;
-
-  beforeAll(() => {
-    tx = redisTx(client());
-    other = client();
-  });
-  afterAll(async () => {
-    await tx.close();
-    await closeClients();
+  useRedisTx((t, o) => {
+    tx = t;
+    other = o;
   });
 
   it('returns 8 results in order for the basic example', async () => {

@@ -1,18 +1,17 @@
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   deductStockScript,
   Inventory,
   RateLimiter,
   type RedisTx,
-  redisTx,
   slidingWindowScript,
   Transfers,
   transferScript,
 } from '../../src/redis/index.js';
-import { client, closeClients, prefix, url } from './redis-test-env.js';
+import { type client, prefix, url, useRedisTx } from './redis-test-env.js';
 
 const run = promisify(execFile);
 
@@ -20,13 +19,9 @@ describe.skipIf(!url)('redis recipes (Lua with idempotency keys)', () => {
   let tx: RedisTx;
   let other: ReturnType<typeof client>;
 
-  beforeAll(() => {
-    tx = redisTx(client());
-    other = client();
-  });
-  afterAll(async () => {
-    await tx.close();
-    await closeClients();
+  useRedisTx((t, o) => {
+    tx = t;
+    other = o;
   });
 
   it('bundled scripts take every key from KEYS (no literal key names in redis.call)', () => {

@@ -5,6 +5,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Cluster, Redis } from 'ioredis';
+import { afterAll, beforeAll } from 'vitest';
+import { type RedisTx, redisTx } from '../../src/redis/index.js';
 import { freePort, startRedisProcess, stopProcess } from '../support/redis-server.js';
 
 export const url = process.env.TXKIT_REDIS_URL;
@@ -69,4 +71,21 @@ export async function privateServer(): Promise<{ url: string; stop(): Promise<vo
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * For a test file: before its tests, a `redisTx` on a client of its own and a second plain
+ * client (`other`, the "another client" of the tests) are handed to `use`; after them both
+ * are closed.
+ */
+export function useRedisTx(use: (tx: RedisTx, other: Redis) => void): void {
+  let tx: RedisTx | undefined;
+  beforeAll(() => {
+    tx = redisTx(client());
+    use(tx, client());
+  });
+  afterAll(async () => {
+    await tx?.close();
+    await closeClients();
+  });
 }

@@ -1,7 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError } from '../../src/core/errors.js';
 import { decodeJson, defineScript, type RedisTx, redisTx, ScriptError } from '../../src/redis/index.js';
-import { client, closeClients, prefix, url } from './redis-test-env.js';
+import { client, prefix, url, useRedisTx } from './redis-test-env.js';
 
 /** GET two numbers, multiply, SET the product (validated with tonumber). */
 const MUL = `
@@ -15,14 +15,9 @@ return a * b
 describe.skipIf(!url)('redis scripts', () => {
   let tx: RedisTx;
   let other: ReturnType<typeof client>;
-
-  beforeAll(() => {
-    tx = redisTx(client());
-    other = client();
-  });
-  afterAll(async () => {
-    await tx.close();
-    await closeClients();
+  useRedisTx((t, o) => {
+    tx = t;
+    other = o;
   });
 
   it('runs by EVALSHA and recovers from NOSCRIPT after SCRIPT FLUSH', async () => {

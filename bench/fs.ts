@@ -1,12 +1,13 @@
 /**
- * txkit/fs benchmarks. Run: `npx tsx bench/fs.ts` (not run in CI).
+ * txkit/fs benchmarks. Run: `npm run bench:fs` (not run in CI).
  *
- * 1. atomicWriteFile vs write-file-atomic. write-file-atomic is not installed (and not a
- *    dependency), so this bench re-implements the steps it performs, per its lib/index.js:
- *    realpath, stat the target (mode/owner), open temp `<file>.<hash>`, one write call,
- *    fsync the file, close, chmod, rename. It does NOT fsync the directory, so its rename
- *    may be lost on power failure. txkit's atomicWriteFile does all of that plus the
- *    directory fsync (and loops on short writes).
+ * 1. atomicWriteFile vs write-file-atomic (a devDependency, the version that supports Node
+ *    20), same data. write-file-atomic: realpath, stat the target, open a temp file, one
+ *    write, fsync, close, chown + chmod to the old owner/mode, rename, unlink the temp name.
+ *    It does NOT fsync the directory, so its rename may be lost on power failure. txkit's
+ *    atomicWriteFile does the same work with fdatasync (and loops on short writes), then
+ *    fsyncs the directory: a second device flush per replace, shared by concurrent writers
+ *    in one directory.
  * 2. WAL acknowledged appends per second at 1, 8 and 64 concurrent appenders vs a plain
  *    write + fdatasync loop (the disk's fsync rate, i.e. what one-fsync-per-record gets).
  */
@@ -15,28 +16,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { atomicWriteFile } from '../src/fs/atomic-write.js';
-import { openWal } from '../src/fs/wal/wal.js';
+import writeFileAtomic from 'write-file-atomic';
+import { atomicWriteFile } from '../dist/fs/atomic-write.js';
+import { openWal } from '../dist/fs/wal/wal.js';
 
 const DURATION_MS = Number(process.env.BENCH_MS ?? 3000);
 const root = mkdtempSync(join(process.env.BENCH_DIR ?? tmpdir(), 'txkit-bench-fs-'));
-
-/** The steps write-file-atomic performs (no directory fsync). */
-let counter = 0;
-async function writeFileAtomicSteps(file: string, data: Buffer): Promise<void> {
-  const target = await fsp.realpath(file).catch(() => file);
-  const st = await fsp.stat(target).catch(() => undefined);
-  const tmp = `${target}.${(process.pid * 131 + counter++).toString(16)}${randomBytes(4).toString('hex')}`;
-  const fh = await fsp.open(tmp, 'w', st ? st.mode & 0o7777 : 0o666);
-  try {
-    await fh.write(data, 0, data.length, 0); // one write; write-file-atomic ignores bytesWritten
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  if (st) await fsp.chmod(tmp, st.mode & 0o7777);
-  await fsp.rename(tmp, target);
-}
 
 /** Runs `op` with `concurrency` parallel loops for `ms`; returns ops/s. */
 async function rate(
@@ -81,9 +66,9 @@ const fmt = (n: number) => n.toFixed(0).padStart(8);
 const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}x`;
 
 async function benchAtomic() {
-  console.log('\n== atomic replace: 4 KiB, txkit atomicWriteFile vs write-file-atomic steps ==');
+  console.log('\n== atomic replace: 4 KiB, txkit atomicWriteFile vs write-file-atomic ==');
   console.log('   txkit: temp + write all + fsync file + rename + fsync DIRECTORY (durable rename)');
-  console.log('   write-file-atomic steps: temp + write + fsync file + rename, NO directory fsync');
+  console.log('   write-file-atomic: temp + write + fsync file + chown/chmod + rename, NO directory fsync');
   const data = randomBytes(4096);
   for (const conc of [1, 8, 32]) {
     const dirA = join(root, `a${conc}`);
@@ -94,14 +79,14 @@ async function benchAtomic() {
     const [tx, wfa] = await interleaved(
       conc,
       (w) => atomicWriteFile(join(dirA, `f${w}`), data),
-      (w) => writeFileAtomicSteps(join(dirB, `f${w}`), data),
+      (w) => writeFileAtomic(join(dirB, `f${w}`), data),
     );
     console.log(
-      `   ${String(conc).padStart(2)} writer(s): txkit 'full' ${fmt(tx)} writes/s | write-file-atomic steps ${fmt(wfa)} writes/s | ratio ${ratio(tx, wfa)}`,
+      `   ${String(conc).padStart(2)} writer(s): txkit 'full' ${fmt(tx)} writes/s | write-file-atomic ${fmt(wfa)} writes/s | ratio ${ratio(tx, wfa)}`,
     );
   }
   console.log(
-    "   like for like (no directory fsync on either side): txkit durability 'data' vs write-file-atomic steps",
+    "   like for like (no directory fsync on either side): txkit durability 'data' vs write-file-atomic",
   );
   for (const conc of [1, 8]) {
     const dirA = join(root, `da${conc}`);
@@ -111,10 +96,10 @@ async function benchAtomic() {
     const [tx, wfa] = await interleaved(
       conc,
       (w) => atomicWriteFile(join(dirA, `f${w}`), data, { durability: 'data' }),
-      (w) => writeFileAtomicSteps(join(dirB, `f${w}`), data),
+      (w) => writeFileAtomic(join(dirB, `f${w}`), data),
     );
     console.log(
-      `   ${String(conc).padStart(2)} writer(s): txkit 'data' ${fmt(tx)} writes/s | write-file-atomic steps ${fmt(wfa)} writes/s | ratio ${ratio(tx, wfa)}`,
+      `   ${String(conc).padStart(2)} writer(s): txkit 'data' ${fmt(tx)} writes/s | write-file-atomic ${fmt(wfa)} writes/s | ratio ${ratio(tx, wfa)}`,
     );
   }
 }

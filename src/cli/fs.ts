@@ -1,27 +1,10 @@
-/**
- * `txkit fs …`: inspection and repair of txkit/fs state.
- *   txkit fs wal verify <dir>        full CRC scan (exit 3 on corruption)
- *   txkit fs wal dump <dir>          decoded records
- *   txkit fs lock status <path>      holder, mode, heartbeat age, stale? (exit 4 when held)
- *   txkit fs lock break <path>       ends a stale lock (a live one needs --force --yes)
- *   txkit fs recover <root>          finishes / undoes interrupted file transactions
- * Exit codes: 0 ok, 1 failed, 2 usage, 3 corruption, 4 lock held, 5 needs intervention.
- */
-import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Command } from 'commander';
-import { decodeJournal } from '../fs/file-tx/journal.js';
-import { fsTransaction, stateOf } from '../fs/file-tx/manager.js';
+import { fsTransaction } from '../fs/file-tx/manager.js';
 import { breakLock, lockStatus } from '../fs/lock-admin.js';
 import { readWal, verifyWal } from '../fs/wal/reader.js';
+import { type CommandResult, printResult } from './command-result.js';
 
 export const FS_EXIT = Object.freeze({ ok: 0, failed: 1, usage: 2, corrupt: 3, locked: 4, intervention: 5 });
-
-/** What a command prints and its exit code (kept apart from process I/O for tests). */
-export interface CommandResult {
-  exitCode: number;
-  lines: string[];
-}
 
 const json = (v: unknown) => JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? x.toString() : x), 2);
 
@@ -131,25 +114,12 @@ export async function recoverCommand(
   opts: { dryRun?: boolean; json?: boolean } = {},
 ): Promise<CommandResult> {
   if (opts.dryRun) {
-    const jdir = join(root, '.fstx');
-    const plan: Record<string, string[]> = { forward: [], backward: [], prepared: [] };
-    let names: string[] = [];
-    try {
-      names = readdirSync(jdir);
-    } catch {}
-    for (const n of names) {
-      if (!n.endsWith('.journal')) continue;
-      const st = stateOf(decodeJournal(readFileSync(join(jdir, n))));
-      const id = n.slice(0, -'.journal'.length);
-      (st.kind === 'committed' ? plan.forward : st.kind === 'prepared' ? plan.prepared : plan.backward)!.push(
-        id,
-      );
-    }
+    const plan = await fsTransaction(root).planRecovery();
     if (opts.json) return { exitCode: FS_EXIT.ok, lines: [json(plan)] };
     return {
       exitCode: FS_EXIT.ok,
       lines: [
-        `would finish ${plan.forward!.length}, undo ${plan.backward!.length}, leave ${plan.prepared!.length} prepared (awaiting a decision)`,
+        `would finish ${plan.forward.length}, undo ${plan.backward.length}, leave ${plan.prepared.length} prepared (awaiting a decision)`,
       ],
     };
   }
@@ -163,18 +133,7 @@ export async function recoverCommand(
   return { exitCode, lines };
 }
 
-function run(fn: () => Promise<CommandResult>) {
-  return async () => {
-    try {
-      const r = await fn();
-      for (const l of r.lines) process.stdout.write(`${l}\n`);
-      process.exitCode = r.exitCode;
-    } catch (err) {
-      process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
-      process.exitCode = FS_EXIT.failed;
-    }
-  };
-}
+const run = (command: () => Promise<CommandResult>) => () => printResult(command, () => FS_EXIT.failed);
 
 /** Adds `txkit fs …` to the program. */
 export function register(program: Command): void {

@@ -4,11 +4,12 @@
  * rename → fsync the directory → resolve. write-file-atomic skips the directory fsync.
  */
 import { randomBytes } from 'node:crypto';
+import type { Stats } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { threadId } from 'node:worker_threads';
 import { InvalidArgumentError, InvalidOptionError, TransactionCancelledError } from '../core/errors.js';
-import { syncDirShared } from './dir-sync.js';
+import { holdDir, syncDirShared } from './dir-sync.js';
 import { classifyFsError, errnoOf } from './errors.js';
 import { type FsAdapter, type FsFile, nodeFs } from './fs-adapter.js';
 import { writeAll } from './write-all.js';
@@ -62,20 +63,38 @@ export function tempPathFor(target: string): string {
 /** In-process FIFO per resolved path, so concurrent calls apply in call order. */
 const queues = new Map<string, Promise<unknown>>();
 
-async function resolveTarget(fs: FsAdapter, path: string, follow: boolean): Promise<string> {
+interface Target {
+  /** The file the rename replaces (the real file behind a followed symlink). */
+  path: string;
+  /** Mode and owner of the file being replaced, when it exists. */
+  existing: { mode: number; uid: number; gid: number } | undefined;
+}
+
+/** Where the new content goes and what it replaces: one lstat unless the path is a symlink. */
+async function inspectTarget(fs: FsAdapter, path: string, follow: boolean): Promise<Target> {
   const abs = resolve(path);
-  if (!follow) return abs;
+  const op = 'atomicWriteFile';
+  let st: Stats;
   try {
-    return await fs.realpath(abs);
+    st = await fs.lstat(abs);
   } catch (err) {
-    if (errnoOf(err) !== 'ENOENT') throw err;
-    // A missing target: resolve its directory so the temp lands next to the real file.
+    if (errnoOf(err) === 'ENOENT') return { path: abs, existing: undefined };
+    throw classifyFsError(err, { op, step: 'stat target', path: abs });
+  }
+  let target = abs;
+  if (st.isSymbolicLink() && follow) {
     try {
-      return join(await fs.realpath(dirname(abs)), basename(abs));
-    } catch {
-      return abs;
+      target = await fs.realpath(abs);
+      st = await fs.stat(target);
+    } catch (err) {
+      // A dangling link: replace the link itself, as there is no file behind it.
+      if (errnoOf(err) !== 'ENOENT') throw classifyFsError(err, { op, step: 'stat target', path: abs });
+      return { path: abs, existing: undefined };
     }
   }
+  // A link replaced itself (followSymlinks: false): its own mode (0777) is not a file's.
+  if (st.isSymbolicLink()) return { path: abs, existing: undefined };
+  return { path: target, existing: { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid } };
 }
 
 function checkOptions(path: unknown, data: unknown, o: AtomicWriteOptions): void {
@@ -125,7 +144,7 @@ export async function atomicWriteFile(
   // Queue synchronously (before any await) so calls apply in call order.
   const key = resolve(path);
   const task = async () =>
-    replace(fs, await resolveTarget(fs, path, options.followSymlinks ?? true), data, options);
+    replace(fs, await inspectTarget(fs, path, options.followSymlinks ?? true), data, options);
   const run = (queues.get(key) ?? Promise.resolve()).then(task, task);
   queues.set(key, run);
   try {
@@ -135,21 +154,36 @@ export async function atomicWriteFile(
   }
 }
 
-async function replace(fs: FsAdapter, target: string, data: AtomicWriteData, o: AtomicWriteOptions) {
+async function replace(fs: FsAdapter, to: Target, data: AtomicWriteData, o: AtomicWriteOptions) {
   const durability = o.durability ?? 'full';
   const platform = o.platform ?? process.platform;
   const op = 'atomicWriteFile';
+  const target = to.path;
+  const existing = to.existing;
   const abortIfNeeded = () => {
     if (o.signal?.aborted) throw new TransactionCancelledError(`${op}: aborted before rename of ${target}`);
   };
   abortIfNeeded();
-  let existing: { mode: number; uid: number; gid: number } | undefined;
+  // Open the directory now, while the data is written: its fsync then waits for no open.
+  const releaseDir = durability === 'full' && platform !== 'win32' ? holdDir(fs, dirname(target)) : undefined;
   try {
-    const st = await fs.stat(target);
-    existing = { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid };
-  } catch (err) {
-    if (errnoOf(err) !== 'ENOENT') throw classifyFsError(err, { op, step: 'stat target', path: target });
+    await writeAndRename(fs, target, existing, data, o, durability, platform, abortIfNeeded);
+  } finally {
+    releaseDir?.();
   }
+}
+
+async function writeAndRename(
+  fs: FsAdapter,
+  target: string,
+  existing: Target['existing'],
+  data: AtomicWriteData,
+  o: AtomicWriteOptions,
+  durability: Durability,
+  platform: NodeJS.Platform,
+  abortIfNeeded: () => void,
+) {
+  const op = 'atomicWriteFile';
   const temp = tempPathFor(target);
   let step = 'create temp file';
   let file: FsFile | undefined;
@@ -159,10 +193,6 @@ async function replace(fs: FsAdapter, target: string, data: AtomicWriteData, o: 
     o.onTempCreated?.(temp);
     step = 'write temp file';
     await writeData(file, data, o.encoding ?? 'utf8', temp);
-    if (existing && o.mode === undefined) {
-      step = 'chmod temp file';
-      await file.chmod(existing.mode); // open() applied the umask; keep the old mode exactly
-    }
     const uid = process.getuid?.();
     // As root, give the new file the old owner (a new file is owned by us: skip when equal).
     if (
@@ -174,16 +204,33 @@ async function replace(fs: FsAdapter, target: string, data: AtomicWriteData, o: 
       step = 'chown temp file';
       await file.chown(existing.uid, existing.gid).catch(() => {}); // as write-file-atomic: best effort
     }
+    // open() applied the umask: keep the old mode exactly. The mode is inode metadata that
+    // fdatasync does not promise to flush either way, so the two need not wait for each other.
+    const chmod = existing && o.mode === undefined ? file.chmod(existing.mode) : undefined;
+    const chmodDone = chmod?.then(
+      () => undefined,
+      (err: unknown) => err ?? new Error('chmod failed'),
+    );
     if (durability !== 'none') {
       // fdatasync flushes the data and the metadata needed to read it back (size,
       // allocation); the name is made durable by the directory fsync below.
       step = 'fsync temp file';
-      await file.datasync();
+      try {
+        await file.datasync();
+      } catch (err) {
+        await chmodDone;
+        throw err;
+      }
+    }
+    const chmodError = await chmodDone;
+    if (chmodError !== undefined) {
+      step = 'chmod temp file';
+      throw chmodError;
     }
     step = 'close temp file';
     const f = file;
     file = undefined;
-    await f.close(); // NFS reports deferred write errors here
+    await f.close(); // NFS reports deferred write errors here: only then may the rename happen
     abortIfNeeded();
     step = 'rename';
     await renameWithRetry(fs, temp, target, platform, o.renameRetryMs ?? (platform === 'win32' ? 1000 : 0));

@@ -2,8 +2,8 @@
  * A fault-injecting {@link FsAdapter} for tests and drills: make chosen calls fail with an
  * errno, or make writes short, without needing a full disk or a non-root user.
  */
-import type { FsAdapter, FsFile } from './fs-adapter.js';
-import { nodeFs } from './fs-adapter.js';
+import type { FsAdapter, FsDir, FsFile } from './fs-adapter.js';
+import { nodeFs, openDirOf } from './fs-adapter.js';
 
 /** The adapter and file calls a fault can target. */
 export type FsCall =
@@ -162,6 +162,16 @@ export function faultyFs(rules: FaultRule[] = [], base: FsAdapter = nodeFs): Fau
       check('syncDir', p);
       return base.syncDir(p);
     },
+    async openDir(p) {
+      const dir = await openDirOf(base, p);
+      return {
+        async sync() {
+          check('syncDir', p);
+          return dir.sync();
+        },
+        close: () => dir.close(),
+      };
+    },
   };
 }
 
@@ -220,11 +230,27 @@ export function crashingFs(limit: number, base: FsAdapter = nodeFs): CrashingFs 
     }
     return w;
   };
+  const wrapDir = (d: FsDir): FsDir => ({
+    async sync() {
+      gate();
+      return d.sync();
+    },
+    async close() {
+      try {
+        gate();
+      } catch (err) {
+        await d.close().catch(() => {}); // a dead process's fds close too
+        throw err;
+      }
+      return d.close();
+    },
+  });
   const adapter = {} as CrashingFs;
   for (const k of Object.keys(base) as (keyof FsAdapter)[]) {
     (adapter as any)[k] = async (...a: unknown[]) => {
       gate();
       const r = await (base as any)[k](...a);
+      if (k === 'openDir') return wrapDir(r as FsDir); // its sync and close count as calls too
       return k === 'open' ? wrapFile(r) : r;
     };
   }

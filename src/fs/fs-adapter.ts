@@ -36,6 +36,17 @@ export interface FsAdapter {
   utimes(path: string, atime: Date, mtime: Date): Promise<void>;
   /** fsync a directory so creates, renames and unlinks in it are durable. No-op on win32. */
   syncDir(path: string): Promise<void>;
+  /**
+   * Optional: opens a directory for fsyncs to come, so the open can happen ahead of time
+   * (off the critical path). `sync()` has `syncDir`'s meaning. Absent: `syncDir` is used.
+   */
+  openDir?(path: string): Promise<FsDir>;
+}
+
+/** An open directory: fsync it, then close it. */
+export interface FsDir {
+  sync(): Promise<void>;
+  close(): Promise<void>;
 }
 
 class NodeFile implements FsFile {
@@ -90,12 +101,26 @@ export const nodeFs: FsAdapter = {
   realpath: (p) => fsp.realpath(p),
   utimes: (p, a, m) => fsp.utimes(p, a, m),
   async syncDir(path) {
-    if (process.platform === 'win32') return; // Windows cannot fsync a directory (EPERM)
-    const fh = await fsp.open(path, 'r');
+    const dir = await nodeFs.openDir!(path);
     try {
-      await fh.sync();
+      await dir.sync();
     } finally {
-      await fh.close();
+      await dir.close();
     }
   },
+  async openDir(path) {
+    // Windows cannot fsync a directory (EPERM): there the rename's durability is the filesystem's.
+    if (process.platform === 'win32') return { sync: async () => {}, close: async () => {} };
+    const fh = await fsp.open(path, 'r');
+    return { sync: () => fh.sync(), close: () => fh.close() };
+  },
 };
+
+/**
+ * `fs.openDir(path)`, or, for an adapter without it, a directory whose `sync()` is
+ * `fs.syncDir(path)`. Wrapping adapters build their `openDir` on it.
+ */
+export async function openDirOf(fs: FsAdapter, path: string): Promise<FsDir> {
+  if (fs.openDir) return fs.openDir(path);
+  return { sync: () => fs.syncDir(path), close: async () => {} };
+}

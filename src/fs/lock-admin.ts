@@ -74,9 +74,10 @@ export async function breakLock(
   const fs = options.fs ?? nodeFs;
   const status = await lockStatus(pathOrLockDir, options);
   if (status.locked && !options.force) {
+    // `holder` is the owner record, as on a timed-out acquire.
     throw new FileLockTimeoutError(
       `lock ${status.lockPath} is held by a live owner; use force to break it`,
-      status,
+      status.exclusive?.owner ?? status.readers.find((r) => r.stale === undefined)?.owner,
     );
   }
   let broken = 0;

@@ -7,6 +7,7 @@ import { InvalidArgumentError } from '../core/errors.js';
 import { errnoOf } from './errors.js';
 import { type FsAdapter, nodeFs } from './fs-adapter.js';
 import { currentProcess, ownerLiveness, type ProcessIdentity } from './process-identity.js';
+import { writeAll } from './write-all.js';
 
 export type LockMode = 'shared' | 'exclusive';
 
@@ -105,8 +106,7 @@ export async function publish(
   const tmp = join(dir, `.t.${record.token}.${Math.random().toString(36).slice(2)}`);
   const f = await fs.open(tmp, 'wx', 0o644);
   try {
-    const buf = Buffer.from(JSON.stringify(record));
-    await f.write(buf, 0, buf.length, 0);
+    await writeAll(f, Buffer.from(JSON.stringify(record)), 0, tmp);
   } finally {
     await f.close();
   }

@@ -9,7 +9,7 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { FsAdapter, FsFile } from './fs-adapter.js';
-import { nodeFs } from './fs-adapter.js';
+import { nodeFs, openDirOf } from './fs-adapter.js';
 
 interface Entry {
   ino: number;
@@ -96,6 +96,16 @@ export function powerLossFs(root: string, base: FsAdapter = nodeFs): PowerLossFs
     async syncDir(path) {
       await base.syncDir(path);
       dirs.set(resolve(path), listing(resolve(path)));
+    },
+    async openDir(path) {
+      const dir = await openDirOf(base, path);
+      return {
+        async sync() {
+          await dir.sync();
+          dirs.set(resolve(path), listing(resolve(path)));
+        },
+        close: () => dir.close(),
+      };
     },
     powerLoss() {
       const rebuild = (d: string) => {

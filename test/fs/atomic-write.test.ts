@@ -85,6 +85,17 @@ describe('atomicWriteFile', () => {
     expect(statSync(join(dir, 'link')).isFile()).toBe(true);
   });
 
+  it("with followSymlinks: false replaces the link itself with a file of the default mode, not the link's 0777", async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'secret'), 'old', { mode: 0o600 });
+    symlinkSync(join(dir, 'secret'), join(dir, 'link'));
+    await atomicWriteFile(join(dir, 'link'), 'new', { followSymlinks: false });
+    expect(readFileSync(join(dir, 'secret'), 'utf8')).toBe('old');
+    const st = statSync(join(dir, 'link'));
+    expect(st.isFile()).toBe(true);
+    expect(st.mode & 0o7777).toBe(0o666 & ~process.umask());
+  });
+
   const faults = [
     {
       name: 'ENOSPC while writing',
@@ -123,6 +134,19 @@ describe('atomicWriteFile', () => {
       expect(readdirSync(dir)).toEqual(['t']);
     });
   }
+
+  it('a directory fsync failing after the rename says the outcome is unknown', async () => {
+    const dir = tempDir();
+    const p = join(dir, 't');
+    writeFileSync(p, 'old');
+    const fs = faultyFs([{ call: 'syncDir', errno: 'EIO' }]);
+    const err = await atomicWriteFile(p, 'new', { fs }).catch((e) => e);
+    expect(err).toBeInstanceOf(FsIoError);
+    expect(err.step).toBe('fsync directory');
+    expect(err.detail).toMatch(/outcome as unknown/);
+    expect(readFileSync(p, 'utf8')).toBe('new'); // renamed, not known to be durable
+    expect(readdirSync(dir)).toEqual(['t']);
+  });
 
   it('a failing fsync is never retried', async () => {
     const dir = tempDir();

@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
@@ -69,6 +69,16 @@ describe('txkit fs CLI', () => {
     expect(real.exitCode).toBe(FS_EXIT.intervention);
     await files.rollbackPrepared('g1');
     expect((await recoverCommand(root)).exitCode).toBe(FS_EXIT.ok);
+  });
+
+  it('recover --dry-run counts what the real run undoes, staging without a journal included', async () => {
+    const root = tempDir();
+    mkdirSync(join(root, '.fstx', 'orphan-staging'), { recursive: true }); // a crash before the journal
+    const dry = await recoverCommand(root, { dryRun: true, json: true });
+    expect(JSON.parse(dry.lines[0]!)).toEqual({ forward: [], backward: ['orphan-staging'], prepared: [] });
+    const real = await recoverCommand(root, { json: true });
+    expect(JSON.parse(real.lines[0]!)).toEqual({ forward: [], backward: ['orphan-staging'], prepared: [] });
+    expect(existsSync(join(root, '.fstx', 'orphan-staging'))).toBe(false);
   });
 
   it('registers the fs command tree', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { syncDirShared } from '../../src/fs/dir-sync.js';
-import { type FsAdapter, nodeFs } from '../../src/fs/fs-adapter.js';
+import { holdDir, syncDirShared } from '../../src/fs/dir-sync.js';
+import { type FsAdapter, type FsDir, nodeFs } from '../../src/fs/fs-adapter.js';
 
 /** An adapter whose directory fsyncs complete only when the test says so. */
 function manualSync() {
@@ -49,5 +49,52 @@ describe('syncDirShared (group commit for directory fsync)', () => {
     calls[1]!.resolve();
     await expect(a).rejects.toThrow('EIO');
     await expect(b).resolves.toBeUndefined();
+  });
+
+  it('holders share one directory opened ahead; it is closed when the last one lets go', async () => {
+    const log: string[] = [];
+    let failNext = false;
+    const fs: FsAdapter = {
+      ...nodeFs,
+      syncDir: async () => {
+        log.push('syncDir');
+      },
+      openDir: async (): Promise<FsDir> => {
+        const n = log.filter((l) => l.startsWith('open')).length + 1;
+        log.push(`open ${n}`);
+        return {
+          sync: async () => {
+            log.push(`sync ${n}`);
+            if (failNext) {
+              failNext = false;
+              throw new Error('EIO');
+            }
+          },
+          close: async () => {
+            log.push(`close ${n}`);
+          },
+        };
+      },
+    };
+    const releaseA = holdDir(fs, '/d');
+    const releaseB = holdDir(fs, '/d');
+    await syncDirShared(fs, '/d');
+    await syncDirShared(fs, '/d');
+    releaseA();
+    await tick();
+    expect(log).toEqual(['open 1', 'sync 1', 'sync 1']); // still held by B
+    failNext = true;
+    await expect(syncDirShared(fs, '/d')).rejects.toThrow('EIO');
+    await tick();
+    expect(log.slice(3)).toEqual(['sync 1', 'close 1']); // not trusted after a failed fsync
+    await syncDirShared(fs, '/d'); // B still holds: falls back to a fresh syncDir
+    releaseB();
+    releaseB(); // a second release is ignored
+    expect(log.slice(5)).toEqual(['syncDir']);
+    const releaseC = holdDir(fs, '/d'); // a new holder opens again
+    await syncDirShared(fs, '/d');
+    releaseC();
+    await tick();
+    expect(log.slice(6)).toEqual(['open 2', 'sync 2', 'close 2']);
   });
 });

@@ -60,4 +60,15 @@ describe('DurableQueue on the WAL', () => {
     await expect(again.read('bad group!')).rejects.toThrow(/group must be/);
     await again.close();
   });
+
+  it('concurrent acks of different groups all last', async () => {
+    const dir = tempDir();
+    const q = await DurableQueue.open(dir);
+    for (let i = 1; i <= 5; i++) await q.enqueue(`m${i}`);
+    await Promise.all([q.ack('a', 3n), q.ack('b', 4n), q.ack('c', 5n)]);
+    await q.close();
+    const again = await DurableQueue.open(dir);
+    expect([again.offset('a'), again.offset('b'), again.offset('c')]).toEqual([3n, 4n, 5n]);
+    await again.close();
+  });
 });

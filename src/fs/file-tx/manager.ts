@@ -12,6 +12,7 @@
  * A `prepare(gid)` writes the plan as PREPARED instead; `commitPrepared` / `rollbackPrepared`
  * decide later (the shape of the Resource SPI's two-phase methods).
  */
+import type { Dirent } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { InvalidArgumentError, TransactionClosedError } from '../../core/errors.js';
 import type { PreparedInfo } from '../../core/resource.js';
@@ -137,34 +138,57 @@ export class FsTransactionManager {
     return p;
   }
 
-  async #recoverLocked(): Promise<RecoveryReport> {
+  /**
+   * What recovery would do, without doing it (nor taking the lock): committed transactions
+   * to finish, unfinished ones and journal-less staging directories to undo, prepared ones
+   * to leave. `txkit fs recover --dry-run` prints it.
+   */
+  async planRecovery(): Promise<RecoveryReport> {
+    return (await this.#plan()).report;
+  }
+
+  async #plan(): Promise<{ report: RecoveryReport; committed: Map<string, CommittedState> }> {
     const report: RecoveryReport = { forward: [], backward: [], prepared: [] };
-    const names = await this.#fs.readdir(this.#jdir);
+    const committed = new Map<string, CommittedState>();
+    let entries: Dirent[];
+    try {
+      entries = await this.#fs.readdirTypes(this.#jdir);
+    } catch (err) {
+      if (errnoOf(err) === 'ENOENT') return { report, committed };
+      throw err;
+    }
     const journals = new Set(
-      names.filter((n) => n.endsWith(JOURNAL_SUFFIX)).map((n) => n.slice(0, -JOURNAL_SUFFIX.length)),
+      entries
+        .filter((d) => d.name.endsWith(JOURNAL_SUFFIX))
+        .map((d) => d.name.slice(0, -JOURNAL_SUFFIX.length)),
     );
     for (const txId of journals) {
-      const recs = (await readJournal(this.#fs, this.#jdir, txId)) ?? [];
-      const state = stateOf(recs);
+      const state = stateOf((await readJournal(this.#fs, this.#jdir, txId)) ?? []);
       if (state.kind === 'committed') {
-        await this.#apply(txId, state.plan, state.stashed);
-        await this.#cleanup(txId);
+        committed.set(txId, state);
         report.forward.push(txId);
-        fsEvents.emit('fstx-recovered', { root: this.root, txId, direction: 'forward' });
-      } else if (state.kind === 'prepared') {
-        report.prepared.push(txId);
-      } else {
-        await this.#cleanup(txId);
-        report.backward.push(txId);
-        fsEvents.emit('fstx-recovered', { root: this.root, txId, direction: 'backward' });
-      }
+      } else if (state.kind === 'prepared') report.prepared.push(txId);
+      else report.backward.push(txId);
     }
     // Staging directories without a journal: transactions that never reached commit.
-    for (const d of await this.#fs.readdirTypes(this.#jdir)) {
-      if (!d.isDirectory() || journals.has(d.name) || d.name.endsWith('.lock')) continue;
-      await this.#fs.rm(join(this.#jdir, d.name), { recursive: true, force: true });
-      report.backward.push(d.name);
-      fsEvents.emit('fstx-recovered', { root: this.root, txId: d.name, direction: 'backward' });
+    for (const d of entries) {
+      if (d.isDirectory() && !journals.has(d.name) && !d.name.endsWith('.lock')) report.backward.push(d.name);
+    }
+    return { report, committed };
+  }
+
+  async #recoverLocked(): Promise<RecoveryReport> {
+    const { report, committed } = await this.#plan();
+    for (const txId of report.forward) {
+      const state = committed.get(txId)!;
+      await this.#apply(txId, state.plan, state.stashed);
+      await this.#cleanup(txId);
+      fsEvents.emit('fstx-recovered', { root: this.root, txId, direction: 'forward' });
+    }
+    for (const txId of report.backward) {
+      // An unfinished journal goes with its staging; a journal-less staging directory alone.
+      await this.#cleanup(txId);
+      fsEvents.emit('fstx-recovered', { root: this.root, txId, direction: 'backward' });
     }
     return report;
   }
@@ -426,6 +450,8 @@ type TxState =
   | { kind: 'unfinished' };
 
 /** What a journal's valid records say. */
+type CommittedState = Extract<TxState, { kind: 'committed' }>;
+
 export function stateOf(recs: JournalRecord[]): TxState {
   const first = recs[0];
   if (!first) return { kind: 'unfinished' };

@@ -67,9 +67,22 @@ export class DurableQueue {
     return out;
   }
 
-  /** Marks everything up to `lsn` processed for `group` (durable on resolve). */
-  async ack(group: string, lsn: bigint): Promise<void> {
+  /**
+   * Marks everything up to `lsn` processed for `group` (durable on resolve). Acks run one
+   * at a time: each writes the whole offsets file, so concurrent ones must not start from
+   * the same old map.
+   */
+  ack(group: string, lsn: bigint): Promise<void> {
     const g = this.#group(group);
+    const run = () => this.#ackNow(g, lsn);
+    const done = this.#acks.then(run, run);
+    this.#acks = done.catch(() => {});
+    return done;
+  }
+
+  #acks: Promise<void> = Promise.resolve();
+
+  async #ackNow(g: string, lsn: bigint): Promise<void> {
     if (lsn <= this.offset(g)) return;
     const next = { ...this.#offsets, [g]: String(lsn) };
     await atomicWriteJson(join(this.dir, 'offsets.json'), next, { fs: this.fs });

@@ -10,6 +10,7 @@ import {
   RawTransactionControlError,
   ReadOnlyTransactionError,
   TransactionAbortedError,
+  TransactionCancelledError,
   TransactionRolledBackError,
   TransactionTimeoutError,
 } from '../../src/core/errors.js';
@@ -24,6 +25,7 @@ import {
   TransactionStateError,
   waitForLockWait,
 } from '../../src/sql/mysql/index.js';
+import { delayingProxy } from '../support/delaying-proxy.js';
 import { tableName, url } from './helpers.js';
 
 type Row = { id: number; v: number };
@@ -372,6 +374,45 @@ describe.skipIf(!url)('MySQL transactions on the real server', () => {
       expect(await values()).toEqual([100, 100, 100]);
     } finally {
       await one.close();
+    }
+  });
+
+  it('a KILL QUERY that overtakes its statement is sent again until the statement stops', async () => {
+    // The statement reaches the server 300 ms late, so the first KILL QUERY finds the session
+    // idle, and the server clears that flag before it reads the next statement.
+    const proxy = await delayingProxy(Number(new URL(url as string).port));
+    const viaProxy = new URL(url as string);
+    viaProxy.hostname = '127.0.0.1';
+    viaProxy.port = String(proxy.port);
+    const pool = mysql2.createPool({ uri: viaProxy.toString(), connectionLimit: 1 });
+    let clientPort = -1;
+    pool.on('connection', (c) => {
+      clientPort = (c as unknown as { stream: { localPort: number } }).stream.localPort;
+    });
+    const slow = mysql({ pool });
+    try {
+      const ac = new AbortController();
+      const started = Date.now();
+      const e = await slow
+        .transaction(
+          async (tx) => {
+            proxy.delay(clientPort, 300);
+            setImmediate(() => ac.abort(new Error('user left')));
+            await tx.query('SELECT SLEEP(9)');
+          },
+          { signal: ac.signal },
+        )
+        .catch((err) => err);
+      expect(e).toBeInstanceOf(TransactionCancelledError);
+      expect(Date.now() - started).toBeLessThan(5_000);
+      const [[sleeping]] = (await observer.query(
+        "SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE INFO = 'SELECT SLEEP(9)'",
+      )) as unknown as [[{ n: number }]];
+      expect(Number(sleeping.n)).toBe(0);
+    } finally {
+      await slow.close();
+      await pool.end();
+      await proxy.close();
     }
   });
 

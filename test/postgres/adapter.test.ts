@@ -1,7 +1,7 @@
 /**
  * The PostgreSQL adapter under the engine, on the real server.
  */
-import type pg from 'pg';
+import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   CheckViolationError,
@@ -24,6 +24,7 @@ import {
   UniqueViolationError,
 } from '../../src/core/errors.js';
 import { type PostgresDatabase, postgres } from '../../src/sql/postgres/index.js';
+import { delayingProxy } from '../support/delaying-proxy.js';
 import {
   busyBackends,
   connect,
@@ -319,6 +320,50 @@ describe.skipIf(!PG_URL)('postgres adapter (real server)', () => {
     const e = await rejection(running);
     expect(e).toBeInstanceOf(TransactionCancelledError);
     expect(performance.now() - started).toBeLessThan(5_000);
+  });
+
+  it('a cancel that overtakes its statement is sent again until the statement stops', async () => {
+    // The statement reaches the server 300 ms late, so the first cancel finds the session
+    // idle, and PostgreSQL drops a cancel that arrives while it waits for a command.
+    const proxy = await delayingProxy(Number(new URL(tdb.url).port));
+    const viaProxy = new URL(tdb.url);
+    viaProxy.hostname = '127.0.0.1';
+    viaProxy.port = String(proxy.port);
+    const pool = new pg.Pool({
+      connectionString: viaProxy.toString(),
+      max: 1,
+      statement_timeout: 15_000,
+    } as pg.PoolConfig);
+    let clientPort = -1;
+    pool.on('connect', (c) => {
+      clientPort = (c as unknown as { connection: { stream: { localPort: number } } }).connection.stream
+        .localPort;
+    });
+    const slow = postgres({ pool, endPoolOnClose: true });
+    try {
+      const ac = new AbortController();
+      const started = performance.now();
+      const e = await rejection(
+        slow.transaction(
+          async (tx) => {
+            proxy.delay(clientPort, 300);
+            setImmediate(() => ac.abort(new Error('user left')));
+            await tx.query('SELECT pg_sleep(19)');
+          },
+          { signal: ac.signal },
+        ),
+      );
+      expect(e).toBeInstanceOf(TransactionCancelledError);
+      expect(performance.now() - started).toBeLessThan(5_000);
+      const { rows } = await observer.query(
+        "SELECT 1 FROM pg_stat_activity WHERE datname = $1 AND query LIKE 'SELECT pg_sleep(19)%' AND state = 'active'",
+        [tdb.name],
+      );
+      expect(rows).toEqual([]);
+    } finally {
+      await slow.close();
+      await proxy.close();
+    }
   });
 
   it('connection lost after COMMIT was sent → CommitOutcomeUnknownError (state unknown, never retried)', async () => {

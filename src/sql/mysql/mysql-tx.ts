@@ -19,6 +19,7 @@ import type {
   ResourceTx,
   StatementCallback,
 } from '../../core/resource.js';
+import { InflightStatements } from '../shared/inflight-statements.js';
 import type { MysqlResource } from './adapter.js';
 import { classificationOf, TransactionStateError, toTxkitError } from './errors.js';
 import { quoteName } from './names.js';
@@ -59,7 +60,7 @@ export class MysqlTx implements ResourceTx {
   /** Set when an error ended the server transaction: every later statement is refused. */
   #abortCause: TxkitError | undefined;
   #done = false;
-  #busy = false;
+  readonly #inflight = new InflightStatements();
   sessionChanged = false;
   lockWaitTimeoutSec: number | undefined;
   xid: string | undefined;
@@ -114,10 +115,10 @@ export class MysqlTx implements ResourceTx {
       done(refused);
       return;
     }
-    this.#busy = true;
+    this.#inflight.sent();
     try {
       this.conn.query(sql, values, (raw: unknown, result: unknown) => {
-        this.#busy = false;
+        this.#inflight.settled();
         if (raw) {
           this.#failed(raw, nowait, done);
           return;
@@ -141,7 +142,7 @@ export class MysqlTx implements ResourceTx {
       });
     } catch (raw) {
       // The driver refused synchronously (e.g. values it cannot format): nothing was sent.
-      this.#busy = false;
+      this.#inflight.settled();
       this.#failed(raw, nowait, done);
     }
   }
@@ -253,8 +254,10 @@ export class MysqlTx implements ResourceTx {
   }
 
   async cancel(): Promise<void> {
-    if (this.#done || !this.#busy) return;
-    await this.resource.killQuery(this.conn.threadId);
+    await this.#inflight.cancelRunning(
+      () => this.resource.killQuery(this.conn.threadId),
+      () => this.#done,
+    );
   }
 
   commit(): Promise<void> {

@@ -20,6 +20,7 @@ import type {
   ResourceTx,
   StatementCallback,
 } from '../../core/resource.js';
+import { InflightStatements } from '../shared/inflight-statements.js';
 import { assertNoTransactionControl } from '../shared/statement-guard.js';
 import type { PostgresResource } from './adapter.js';
 import { sendCancelRequest } from './cancel.js';
@@ -35,7 +36,7 @@ const commandOf = (r: PgResult): string => (r as pg.QueryResult).command;
 export class PgTx implements ResourceTx {
   #done = false;
   #aborted: TxkitError | undefined;
-  #inflight = 0;
+  readonly #inflight = new InflightStatements();
   #notified = false;
 
   constructor(
@@ -114,7 +115,7 @@ export class PgTx implements ResourceTx {
     map: (r: PgResult) => R,
     done: StatementCallback<R>,
   ): void {
-    this.#inflight++;
+    this.#inflight.sent();
     const c = this.lease.client;
     let settleWatch: (() => void) | undefined;
     if (this.holderPids.length > 0 && phase === 'statement' && c.processID !== undefined) {
@@ -128,7 +129,7 @@ export class PgTx implements ResourceTx {
       });
     }
     (c as unknown as CallbackClient).query(text, values, (err, r) => {
-      this.#inflight--;
+      this.#inflight.settled();
       settleWatch?.();
       if (err) {
         // Classified a microtask later, as pg's promise API would: by then a dying socket has
@@ -293,14 +294,15 @@ export class PgTx implements ResourceTx {
 
   async cancel(): Promise<void> {
     const c = this.lease.client;
-    if (this.#done || this.#inflight === 0 || c.processID === undefined || c.secretKey === undefined) return;
+    const { processID, secretKey } = c;
+    if (this.#done || this.#inflight.count === 0 || processID === undefined || secretKey === undefined)
+      return;
     this.lease.cancelSent = true; // never hand this connection on: the cancel could hit the next user
-    await sendCancelRequest({
-      host: c.host ?? 'localhost',
-      port: c.port ?? 5432,
-      processID: c.processID,
-      secretKey: c.secretKey,
-    });
+    const target = { host: c.host ?? 'localhost', port: c.port ?? 5432, processID, secretKey };
+    await this.#inflight.cancelRunning(
+      () => sendCancelRequest(target),
+      () => this.#done || this.lease.dead,
+    );
   }
 
   async prepare(gid: string): Promise<void> {
@@ -312,7 +314,7 @@ export class PgTx implements ResourceTx {
         `transaction ${this.txId} sent NOTIFY, and PostgreSQL cannot PREPARE such a transaction; it was rolled back (a NO vote)`,
       );
     }
-    this.#inflight++;
+    this.#inflight.sent();
     try {
       await prepareTransaction(this.lease.client, gid);
     } catch (err) {
@@ -323,7 +325,7 @@ export class PgTx implements ResourceTx {
       }
       throw err;
     } finally {
-      this.#inflight--;
+      this.#inflight.settled();
     }
     this.#finish();
   }

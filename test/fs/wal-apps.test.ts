@@ -1,4 +1,5 @@
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DurableQueue } from '../../src/fs/wal/durable-queue.js';
 import { KvStore } from '../../src/fs/wal/kv-store.js';
@@ -27,18 +28,48 @@ describe('KvStore on the WAL', () => {
     await again.close();
   });
 
-  it('snapshot + checkpoint deletes covered segments and recovery replays only what follows', async () => {
+  it('a snapshot deletes the segments behind the previous one; recovery replays only what follows', async () => {
     const dir = tempDir();
     const kv = await KvStore.open(dir, { wal: { maxSegmentBytes: 256 } });
     for (let i = 0; i < 50; i++) await kv.set(`k${i % 7}`, i);
     const segsBefore = kv.stats().wal_files;
     await kv.snapshot();
-    expect(kv.stats().wal_files).toBeLessThan(segsBefore);
-    for (let i = 50; i < 60; i++) await kv.set(`k${i % 7}`, i);
+    expect(kv.stats().wal_files).toBe(segsBefore); // the log from its start is the first snapshot's fallback
+    for (let i = 50; i < 100; i++) await kv.set(`k${i % 7}`, i);
+    const segsBeforeSecond = kv.stats().wal_files;
+    await kv.snapshot();
+    expect(kv.stats().wal_files).toBeLessThan(segsBeforeSecond - segsBefore / 2);
+    for (let i = 100; i < 110; i++) await kv.set(`k${i % 7}`, i);
+    await kv.snapshot();
     await kv.close();
+    expect(readdirSync(dir).filter((n) => n.startsWith('snapshot-'))).toHaveLength(2);
     const again = await KvStore.open(dir, { wal: { maxSegmentBytes: 256 } });
-    for (let i = 53; i < 60; i++) expect(again.get(`k${i % 7}`)).toBe(i);
-    expect(readdirSync(dir).filter((n) => n.startsWith('snapshot-'))).toHaveLength(1);
+    for (let i = 103; i < 110; i++) expect(again.get(`k${i % 7}`)).toBe(i);
+    await again.close();
+  });
+
+  it('a newest snapshot damaged on disk falls back to the previous one and the log: nothing lost', async () => {
+    const dir = tempDir();
+    const kv = await KvStore.open(dir, { wal: { maxSegmentBytes: 256 } });
+    for (let i = 0; i < 40; i++) await kv.set(`k${i % 5}`, i);
+    await kv.snapshot();
+    for (let i = 40; i < 80; i++) await kv.set(`k${i % 5}`, i);
+    await kv.snapshot();
+    await kv.set('after', 'both snapshots');
+    await kv.delete('k0');
+    const expected = Object.fromEntries(kv.keys().map((k) => [k, kv.get(k)]));
+    await kv.close();
+    const newest = readdirSync(dir)
+      .filter((n) => n.startsWith('snapshot-'))
+      .sort()
+      .at(-1)!;
+    const file = join(dir, newest);
+    const original = readFileSync(file, 'utf8');
+    const damaged = original.replace('"k1":76', '"k1":1076'); // bit rot that leaves valid JSON
+    expect(damaged).not.toBe(original);
+    writeFileSync(file, damaged);
+    const again = await KvStore.open(dir, { wal: { maxSegmentBytes: 256 } });
+    expect(Object.fromEntries(again.keys().map((k) => [k, again.get(k)]))).toEqual(expected);
     await again.close();
   });
 });

@@ -1,8 +1,9 @@
 /**
  * A small durable key-value store on the WAL: every `set`/`delete` is acknowledged only
  * after its record is fsynced, then applied in memory. `snapshot()` writes the state
- * atomically, records a checkpoint at its LSN, and only then deletes covered segments.
- * Recovery loads the newest snapshot whose checksum verifies and replays the WAL after it.
+ * atomically, records a checkpoint at its LSN, and only then deletes the segments behind the
+ * previous snapshot. Recovery loads the newest snapshot whose checksum verifies and replays
+ * the WAL after it.
  */
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
@@ -130,7 +131,11 @@ export class KvStore {
     return true;
   }
 
-  /** Snapshot → checkpoint → delete covered segments → keep the two newest snapshots. */
+  /**
+   * Snapshot → checkpoint → delete the segments behind the previous snapshot → delete any
+   * snapshot older than that one. The WAL keeps the records after the previous snapshot, so
+   * if the newest fails its checksum, recovery loads the previous one and replays from there.
+   */
   async snapshot(): Promise<bigint> {
     const lsn = this.#applied;
     const data = Object.fromEntries(this.#data);
@@ -143,9 +148,11 @@ export class KvStore {
     };
     await atomicWriteJson(join(this.dir, name), snap, { fs: this.fs, indent: 0 });
     await this.wal.checkpoint(lsn, { snapshot: name });
-    await this.wal.truncateBefore(lsn + 1n);
-    const old = (await this.fs.readdir(this.dir)).filter((n) => SNAP.test(n) && n < name).sort();
-    for (const n of old.slice(0, -1)) await this.fs.unlink(join(this.dir, n)).catch(() => {});
+    const older = (await this.fs.readdir(this.dir)).filter((n) => SNAP.test(n) && n < name).sort();
+    const previous = older.at(-1);
+    if (previous === undefined) return lsn; // the log from its start is the fallback
+    await this.wal.truncateBefore(BigInt(SNAP.exec(previous)![1]!) + 1n);
+    for (const n of older.slice(0, -1)) await this.fs.unlink(join(this.dir, n)).catch(() => {});
     return lsn;
   }
 

@@ -85,6 +85,29 @@ function bool(name: string, v: unknown): void {
 }
 
 /** Validates `mysql()` options; creates the pool when txkit owns it. */
+/** What a side connection (KILL QUERY, lock inspection) copies from a pool passed in. */
+const SIDE_CONNECTION_KEYS = [
+  'host',
+  'port',
+  'socketPath',
+  'localAddress',
+  'user',
+  'password',
+  'password1',
+  'password2',
+  'password3',
+  'passwordSha1',
+  'database',
+  'ssl',
+  'charsetNumber',
+  'connectTimeout',
+  'authPlugins',
+  'enableCleartextPlugin',
+  'insecureAuth',
+  'connectAttributes',
+  'stream',
+] as const;
+
 export function resolveMysqlOptions(options: MysqlOptions): ResolvedMysqlOptions {
   if (options === null || typeof options !== 'object') {
     throw new InvalidOptionError('mysql() needs an options object: { uri } or { pool } or { poolOptions }');
@@ -118,10 +141,15 @@ export function resolveMysqlOptions(options: MysqlOptions): ResolvedMysqlOptions
   let connectionConfig: mysql2.ConnectionOptions;
   if (o.pool) {
     pool = o.pool;
-    // The pool's own config is what a side connection needs.
-    const cfg = (pool as unknown as { pool?: { config?: { connectionConfig?: mysql2.ConnectionOptions } } })
+    // A side connection needs the pool's connection settings. The pool keeps them as a
+    // parsed config with derived fields (clientFlags, maxPacketSize…) that createConnection
+    // rejects with a warning, so only the settings that reach the server are copied.
+    const cfg = (pool as unknown as { pool?: { config?: { connectionConfig?: Record<string, unknown> } } })
       .pool?.config?.connectionConfig;
-    connectionConfig = { ...(cfg ?? {}) };
+    connectionConfig = {};
+    for (const k of SIDE_CONNECTION_KEYS) {
+      if (cfg?.[k] !== undefined) (connectionConfig as Record<string, unknown>)[k] = cfg[k];
+    }
   } else {
     const base: mysql2.PoolOptions = {
       // txkit wraps every driver error in its own (with a stack); mysql2's per-query stack

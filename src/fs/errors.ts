@@ -58,10 +58,20 @@ export class FileLockTimeoutError extends LockTimeoutError {
   }
 }
 
-/** An exclusive request while holding the same lock shared: upgrades are never implicit. */
+/**
+ * An exclusive request inside a scope that holds the same lock shared: upgrades are never
+ * implicit (two readers upgrading at once would wait on each other forever).
+ */
 export class LockUpgradeError extends TxkitError {
   constructor(message: string) {
     super('E_LOCK_UPGRADE', message);
+  }
+}
+
+/** A request for a lock its own scope already holds, without `reentrant: true`: it could only wait on itself. */
+export class LockReentryError extends TxkitError {
+  constructor(message: string) {
+    super('E_LOCK_REENTRY', message);
   }
 }
 

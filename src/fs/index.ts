@@ -18,3 +18,4 @@ export * from './power-loss.js';
 export * from './process-identity.js';
 export * from './update-file.js';
 export * from './wal/index.js';
+export * from './with-lock.js';

@@ -35,6 +35,7 @@ import {
   readEntry,
   scan,
 } from './lock-entries.js';
+import { reuseFromScope } from './lock-scope.js';
 
 export { freeReason, type LockMode, lockPathFor, type OwnerRecord } from './lock-entries.js';
 
@@ -222,6 +223,7 @@ export async function acquireAt(
   o: LockOptions,
   deadline: number,
 ): Promise<LockHandle> {
+  reuseFromScope(dir, r.mode, false); // a lock this scope holds: refused at once, never waited on
   const token = randomUUID();
   try {
     await fs.mkdir(dir, { recursive: true });

@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { type FsAdapter, nodeFs } from '../../src/fs/fs-adapter.js';
 import { DurableQueue } from '../../src/fs/wal/durable-queue.js';
 import { KvStore } from '../../src/fs/wal/kv-store.js';
 import { useTempDir } from './tmpdir.js';
@@ -90,6 +91,30 @@ describe('DurableQueue on the WAL', () => {
     expect((await again.read('audit'))[0]?.body.toString()).toBe('m26');
     await expect(again.read('bad group!')).rejects.toThrow(/group must be/);
     await again.close();
+  });
+
+  it('read(group, max) reads no further than the segment holding its last message', async () => {
+    const dir = tempDir();
+    const segmentsRead: string[] = [];
+    const counting: FsAdapter = {
+      ...nodeFs,
+      readFile: (path) => {
+        if (/wal_\d+\.log$/.test(String(path))) segmentsRead.push(basename(String(path)));
+        return nodeFs.readFile(path);
+      },
+    };
+    const q = await DurableQueue.open(dir, { wal: { maxSegmentBytes: 200 }, fs: counting });
+    for (let i = 1; i <= 60; i++) await q.enqueue(`m${i}`);
+    segmentsRead.length = 0;
+    const first = await q.read('billing', 2);
+    expect(first.map((m) => m.body.toString())).toEqual(['m1', 'm2']);
+    expect(segmentsRead).toHaveLength(1);
+    await q.ack('billing', first[1]!.lsn);
+    expect((await q.read('billing', 58)).map((m) => m.body.toString())).toEqual(
+      Array.from({ length: 58 }, (_, i) => `m${i + 3}`),
+    );
+    await expect(q.read('billing', 0)).rejects.toThrow(/max must be an integer >= 1/);
+    await q.close();
   });
 
   it('concurrent acks of different groups all last', async () => {

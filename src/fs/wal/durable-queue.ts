@@ -60,10 +60,17 @@ export class DurableQueue {
 
   /** Up to `max` messages after the group's acknowledged offset, in LSN order. */
   async read(group: string, max = 100): Promise<QueueMessage[]> {
+    if (!Number.isInteger(max) || max < 1) {
+      throw new InvalidArgumentError(`DurableQueue.read: max must be an integer >= 1, got ${String(max)}`);
+    }
     const out: QueueMessage[] = [];
-    await this.wal.replay(this.offset(group) + 1n, (r) => {
-      if (out.length < max) out.push({ lsn: r.lsn, body: Buffer.from(r.payload) });
-    });
+    await this.wal.replay(
+      this.offset(group) + 1n,
+      (r) => {
+        out.push({ lsn: r.lsn, body: Buffer.from(r.payload) });
+      },
+      { limit: max },
+    );
     return out;
   }
 

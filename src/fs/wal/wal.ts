@@ -400,12 +400,21 @@ export class Wal {
     this.#assertWritable('flush');
   }
 
-  /** Streams durable records with `lsn >= fromLsn`, in LSN order. */
-  async replay(fromLsn: bigint, onRecord: (r: WalRecord) => void | Promise<void>) {
+  /**
+   * Streams durable records with `lsn >= fromLsn`, in LSN order; with `limit`, stops after
+   * that many (and reads no segment beyond the one holding the last).
+   */
+  async replay(
+    fromLsn: bigint,
+    onRecord: (r: WalRecord) => void | Promise<void>,
+    options: { limit?: number } = {},
+  ) {
+    const limit = options.limit ?? Number.POSITIVE_INFINITY;
+    if (!(limit >= 0)) throw new InvalidArgumentError(`wal.replay: limit must be >= 0, got ${limit}`);
     let count = 0;
     let lastLsn = fromLsn - 1n;
     const segs = [...this.#segments];
-    for (let i = 0; i < segs.length; i++) {
+    for (let i = 0; i < segs.length && count < limit; i++) {
       const s = segs[i]!;
       const next = segs[i + 1];
       if (next && next.firstLsn <= fromLsn) continue;
@@ -416,7 +425,7 @@ export class Wal {
         maxRecordBytes: this.#maxRecord,
         ...(upTo !== undefined ? { upTo } : {}),
         onRecord: async (r) => {
-          if (r.lsn < fromLsn || r.lsn > this.#durableLsn) return;
+          if (r.lsn < fromLsn || r.lsn > this.#durableLsn || count >= limit) return;
           await onRecord(r);
           count++;
           lastLsn = r.lsn;

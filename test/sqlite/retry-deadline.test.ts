@@ -183,25 +183,30 @@ describe('deadlines and cancellation', () => {
     const db = openDb();
     await db.execute('CREATE TABLE t (v INTEGER)');
     let lateError: unknown;
+    let bodyDone!: () => void;
+    const bodyFinished = new Promise<void>((r) => {
+      bodyDone = r;
+    });
     const started = performance.now();
     const err = await db
       .transaction(
         async (tx) => {
           await tx.execute('INSERT INTO t VALUES (1)');
-          await new Promise((r) => setTimeout(r, 400)); // slow work inside the transaction
+          await new Promise((r) => setTimeout(r, 1_200)); // slow work inside the transaction
           await tx.execute('INSERT INTO t VALUES (2)').catch((e) => {
             lateError = e;
           });
+          bodyDone();
         },
         { timeoutMs: 100 },
       )
       .catch((e: unknown) => e);
     const elapsed = performance.now() - started;
     expect(err).toBeInstanceOf(TransactionTimeoutError);
-    expect(elapsed).toBeLessThan(350);
+    expect(elapsed).toBeLessThan(1_000); // the deadline, not the slow work, ended it
     expect(await db.query('SELECT * FROM t')).toEqual([]);
     expect(db.metrics().rollbacksByReason).toEqual({ timeout: 1 });
-    await new Promise((r) => setTimeout(r, 350));
+    await bodyFinished;
     expect(lateError).toBeInstanceOf(TransactionTimeoutError); // the abandoned body cannot write
     expect(await db.query('SELECT * FROM t')).toEqual([]);
   });
@@ -340,7 +345,8 @@ describe('events and metrics', () => {
   });
 
   it('publishes on diagnostics_channel and counts outcomes, errors and slow transactions in bounded memory', async () => {
-    const db = openDb({ slowThresholdMs: 30 });
+    // Far apart, so a loaded machine cannot make the empty transaction look slow.
+    const db = openDb({ slowThresholdMs: 200 });
     const published: string[] = [];
     const onCommit = () => published.push('commit');
     const onSlow = () => published.push('slow');
@@ -349,7 +355,7 @@ describe('events and metrics', () => {
     try {
       await db.transaction(async () => {});
       await db.transaction(async () => {
-        await new Promise((r) => setTimeout(r, 40));
+        await new Promise((r) => setTimeout(r, 250));
       });
       await db
         .transaction(async () => {

@@ -442,13 +442,18 @@ describe.skipIf(!url)('MySQL transactions on the real server', () => {
     const tiny = mysql({ uri: url, connectionLimit: 1, acquireTimeoutMs: 200 });
     try {
       let release!: () => void;
+      let holds!: () => void;
+      const holdingConnection = new Promise<void>((r) => {
+        holds = r;
+      });
       const holding = tiny.transaction(
         () =>
           new Promise<void>((r) => {
             release = r;
+            holds();
           }),
       );
-      await new Promise((r) => setTimeout(r, 50));
+      await holdingConnection;
       await expect(tiny.transaction(async () => {}, { propagation: 'requires_new' })).rejects.toBeInstanceOf(
         PoolTimeoutError,
       );

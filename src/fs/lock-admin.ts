@@ -7,11 +7,11 @@ import {
   epochName,
   freeReason,
   lockPathFor,
+  newestSlot,
   type OwnerRecord,
   ownerRecord,
   publish,
   readEntry,
-  scan,
 } from './lock-entries.js';
 
 /** What is in a lock directory, for `txkit fs lock status` and `isLocked`. */
@@ -34,14 +34,12 @@ export async function lockStatus(pathOrLockDir: string, options: { staleMs?: num
   const fs = options.fs ?? nodeFs;
   const staleMs = options.staleMs ?? 10_000;
   const dir = pathOrLockDir.endsWith('.lock') ? resolve(pathOrLockDir) : await lockPathFor(pathOrLockDir, fs);
-  const { epochs, readers } = await scan(fs, dir);
+  const { epoch, entry: e, readers } = await newestSlot(fs, dir);
   const now = Date.now();
   const status: LockStatus = { lockPath: dir, readers: [], locked: false };
-  const m = epochs.at(-1);
-  if (m !== undefined) {
-    const e = await readEntry(fs, join(dir, epochName(m)));
+  if (epoch > 0) {
     const free = freeReason(e, staleMs, now);
-    status.exclusive = { epoch: m, owner: e?.record, heartbeatAgeMs: e ? now - e.mtimeMs : 0, free };
+    status.exclusive = { epoch, owner: e?.record, heartbeatAgeMs: e ? now - e.mtimeMs : 0, free };
     if (!free) status.locked = true;
   }
   for (const name of readers) {

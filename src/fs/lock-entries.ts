@@ -69,6 +69,22 @@ export async function scan(fs: FsAdapter, dir: string): Promise<{ epochs: number
   return { epochs, readers };
 }
 
+/** The newest exclusive slot of a lock directory (epoch 0: never taken), and the readers' entries. */
+export async function newestSlot(
+  fs: FsAdapter,
+  dir: string,
+): Promise<{ epoch: number; entry: Entry | undefined; readers: string[] }> {
+  const { epochs, readers } = await scan(fs, dir);
+  const epoch = epochs.at(-1) ?? 0;
+  const entry = epoch > 0 ? await readEntry(fs, join(dir, epochName(epoch))) : undefined;
+  return { epoch, entry, readers };
+}
+
+/** True when nobody holds the slot: never taken, released, or its owner is gone. */
+export function slotFree(slot: { epoch: number; entry: Entry | undefined }, staleMs: number): boolean {
+  return slot.epoch === 0 || freeReason(slot.entry, staleMs) !== undefined;
+}
+
 export async function readEntry(fs: FsAdapter, path: string): Promise<Entry | undefined> {
   try {
     const st = await fs.stat(path);

@@ -29,11 +29,13 @@ import {
   type LockMode,
   lockPathFor,
   MODES,
+  newestSlot,
   type OwnerRecord,
   ownerRecord,
   publish,
   readEntry,
   scan,
+  slotFree,
 } from './lock-entries.js';
 import { reuseFromScope } from './lock-scope.js';
 
@@ -117,10 +119,10 @@ async function tryExclusiveSlot(
   label?: string,
 ): Promise<Attempt> {
   for (;;) {
-    const { epochs } = await scan(fs, dir);
-    const m = epochs.at(-1) ?? 0;
-    const current = m > 0 ? await readEntry(fs, join(dir, epochName(m))) : undefined;
-    if (m > 0 && !freeReason(current, r.staleMs)) return { ok: false, holder: current?.record };
+    const slot = await newestSlot(fs, dir);
+    const m = slot.epoch;
+    const current = slot.entry;
+    if (!slotFree(slot, r.staleMs)) return { ok: false, holder: current?.record };
     try {
       await publish(fs, dir, epochName(m + 1), ownerRecord(token, 'exclusive', label, m + 1), 'link');
     } catch (err) {
@@ -264,25 +266,21 @@ export async function acquireAt(
     return handle;
   }
   for (;;) {
-    const { epochs } = await scan(fs, dir);
-    const m = epochs.at(-1) ?? 0;
-    const writer = m > 0 ? await readEntry(fs, join(dir, epochName(m))) : undefined;
-    if (m === 0 || freeReason(writer, r.staleMs)) {
+    const writer = await newestSlot(fs, dir);
+    if (slotFree(writer, r.staleMs)) {
       const entry = `r.${token}`;
       await publish(fs, dir, entry, ownerRecord(token, 'shared', o.label), 'rename');
       // Check again after publishing: a writer that took a slot meanwhile sees our entry
       // and waits, or we see its slot and step back. Never both in.
-      const again = await scan(fs, dir);
-      const m2 = again.epochs.at(-1) ?? 0;
-      const w2 = m2 > 0 ? await readEntry(fs, join(dir, epochName(m2))) : undefined;
-      if (m2 === 0 || freeReason(w2, r.staleMs)) {
-        return new Handle(fs, dir, 'shared', token, m2, entry, r, o.onCompromised);
+      const again = await newestSlot(fs, dir);
+      if (slotFree(again, r.staleMs)) {
+        return new Handle(fs, dir, 'shared', token, again.epoch, entry, r, o.onCompromised);
       }
       await fs.unlink(join(dir, entry)).catch(() => {});
-      await waitTurn(r, deadline, o.signal, dir, w2?.record);
+      await waitTurn(r, deadline, o.signal, dir, again.entry?.record);
       continue;
     }
-    await waitTurn(r, deadline, o.signal, dir, writer?.record);
+    await waitTurn(r, deadline, o.signal, dir, writer.entry?.record);
   }
 }
 

@@ -238,6 +238,10 @@ describe('record keys', () => {
       ' 0: len 8; hex 8000000000000064; asc         d;;',
       'Record lock, heap no 5 PHYSICAL RECORD: n_fields 3; compact format; info bits 0',
       ' 0: len 3; hex 00ff01; asc    ;;',
+      'Record lock, heap no 6 PHYSICAL RECORD: n_fields 3; compact format; info bits 0',
+      ' 0: len 4; hex 61622020; asc ab  ;;', // CHAR(4) 'ab' padded: text, not a 4-byte integer
+      'Record lock, heap no 7 PHYSICAL RECORD: n_fields 3; compact format; info bits 0',
+      ' 0: len 8; hex 6f726465722d3432; asc order-42;;',
       '*** WE ROLL BACK TRANSACTION (1)',
     ].join('\n');
     expect(parseInnodbStatus(text).latestDeadlock?.transactions[0]?.waitingFor?.records).toEqual([
@@ -245,6 +249,8 @@ describe('record keys', () => {
       '-1',
       '100',
       '0x00ff01',
+      'ab  ',
+      'order-42',
     ]);
   });
 });

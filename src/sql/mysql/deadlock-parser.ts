@@ -26,7 +26,7 @@ export interface LockInfo {
   gapOnly?: boolean;
   insertIntention?: boolean;
   waiting: boolean;
-  /** The first field (the index key) of each locked record, as InnoDB prints it (`asc`). */
+  /** The first field (the index key) of each locked record: text, an integer, or `0x…` hex. */
   records?: string[];
 }
 
@@ -324,12 +324,9 @@ function parseReport(lines: string[], raw: string): DeadlockReport | undefined {
         }
         continue;
       }
-      const field = /^\s*0: len (\d+); hex ([0-9a-f]+); asc (.*?);;/.exec(line);
+      const field = /^\s*0: len (\d+); hex ([0-9a-f]+);/.exec(line);
       if (field && lock) {
-        lock.records = [
-          ...(lock.records ?? []),
-          keyText(Number(field[1]), field[2] as string, field[3] as string),
-        ];
+        lock.records = [...(lock.records ?? []), keyText(Number(field[1]), field[2] as string)];
       }
     }
   }
@@ -346,12 +343,16 @@ function parseReport(lines: string[], raw: string): DeadlockReport | undefined {
 }
 
 /**
- * The key as text: printable `asc` as it is; a 4- or 8-byte InnoDB integer (stored with
- * its sign bit flipped) as its decimal value; anything else as `0x…`.
+ * The key as text, decided from its bytes (`hex`; `asc` prints every unprintable byte as a
+ * space, so it cannot tell padding from binary): printable bytes as text, trailing spaces
+ * kept; a 4- or 8-byte InnoDB integer (stored with its sign bit flipped) as its decimal
+ * value; anything else, or a key InnoDB printed only in part, as `0x…`.
  */
-function keyText(len: number, hex: string, asc: string): string {
-  if (/^[\x20-\x7e]*$/.test(asc) && asc.trim().length === len) return asc;
-  if ((len === 4 || len === 8) && hex.length === len * 2) {
+function keyText(len: number, hex: string): string {
+  if (hex.length !== len * 2) return `0x${hex}`;
+  const bytes = Buffer.from(hex, 'hex');
+  if (bytes.every((b) => b >= 0x20 && b <= 0x7e)) return bytes.toString('latin1');
+  if (len === 4 || len === 8) {
     const bits = len * 8;
     return BigInt.asIntN(bits, BigInt(`0x${hex}`) ^ (1n << BigInt(bits - 1))).toString();
   }

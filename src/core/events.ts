@@ -5,14 +5,12 @@
  */
 import diagnostics from 'node:diagnostics_channel';
 
-export type RollbackReason =
-  | 'error'
-  | 'rollback-only'
-  | 'inner-failure'
-  | 'timeout'
-  | 'cancelled'
-  | 'manual'
-  | 'aborted';
+/**
+ * Why a transaction rolled back: its body threw (`error`), it was marked rollback-only, its
+ * deadline passed, its signal fired, or a `db.begin()` handle was rolled back or disposed
+ * uncommitted (`manual`).
+ */
+export type RollbackReason = 'error' | 'rollback-only' | 'timeout' | 'cancelled' | 'manual';
 
 interface TxBase {
   txId: string;

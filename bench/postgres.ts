@@ -2,7 +2,7 @@
  * TPC-B-like benchmark (pgbench's five statements per transaction) through txkit, through
  * raw `pg`, and through pgbench itself, at the same scale, with 1 and 16 clients.
  *
- *   npm run build && npx tsx bench/postgres.ts [--url postgres://…] [--seconds 5] [--rounds 3] [--scale 16] [--clients 1,16]
+ *   npm run build && npx tsx bench/postgres.ts [--url postgres://…] [--seconds 5] [--rounds 3] [--scale 16] [--clients 1,16] [--prepared]
  *
  * The default scale is 16, as pgbench's documentation advises (scale at least the number of
  * clients): at scale 1 every transaction updates the one branch row, so 16 clients queue on
@@ -11,7 +11,9 @@
  *
  * Without --url it starts a private throwaway cluster (needs the PostgreSQL server
  * binaries; fsync is off there, which makes commits cheap and client overhead visible).
- * pgbench runs with `-M extended` (bound parameters), as node-postgres does.
+ * pgbench runs with `-M extended` (bound parameters), as node-postgres does. With
+ * `--prepared` all three prepare their statements once per connection: pgbench
+ * `-M prepared`, raw pg with named statements, txkit with `prepareStatements: true`.
  */
 import { createHook } from 'node:async_hooks';
 import { execFile } from 'node:child_process';
@@ -34,6 +36,7 @@ const ROUNDS = Number(arg('rounds', '3'));
 const SCALE = Number(arg('scale', '16'));
 const CLIENTS = arg('clients', '1,16').split(',').map(Number);
 const WARMUP_MS = 1000;
+const PREPARED = process.argv.includes('--prepared');
 
 const SQL = {
   updAccount: 'UPDATE pgbench_accounts SET abalance = abalance + $1 WHERE aid = $2',
@@ -115,7 +118,7 @@ async function pgbench(binDir: string, url: string, clients: number): Promise<nu
     '-U',
     decodeURIComponent(u.username || 'postgres'),
     '-M',
-    'extended',
+    PREPARED ? 'prepared' : 'extended',
     '-c',
     String(clients),
     '-j',
@@ -164,7 +167,7 @@ async function main(): Promise<void> {
       { env: { ...process.env, ...(u.password ? { PGPASSWORD: decodeURIComponent(u.password) } : {}) } },
     );
     console.log(
-      `TPC-B-like, scale ${SCALE}, median of ${ROUNDS} alternating ${SECONDS} s runs (+${WARMUP_MS} ms warmup each), node ${process.version}`,
+      `TPC-B-like${PREPARED ? ', prepared statements' : ''}, scale ${SCALE}, median of ${ROUNDS} alternating ${SECONDS} s runs (+${WARMUP_MS} ms warmup each), node ${process.version}`,
     );
     console.log(
       'clients   pgbench tps   raw pg tps   txkit tps   txkit/raw   txkit/pgbench   cpu µs/tx raw   cpu µs/tx txkit',
@@ -173,16 +176,18 @@ async function main(): Promise<void> {
     let promiseLine = '';
     for (const clients of CLIENTS) {
       const pool = new pg.Pool({ connectionString: url, max: clients });
+      const q = (c: pg.PoolClient, key: keyof typeof SQL, values: unknown[]) =>
+        PREPARED ? c.query({ name: key, text: SQL[key], values }) : c.query(SQL[key], values);
       const raw: Runner = async () => {
         const p = params();
         const c = await pool.connect();
         try {
           await c.query('BEGIN');
-          await c.query(SQL.updAccount, [p.delta, p.aid]);
-          await c.query(SQL.selAccount, [p.aid]);
-          await c.query(SQL.updTeller, [p.delta, p.tid]);
-          await c.query(SQL.updBranch, [p.delta, p.bid]);
-          await c.query(SQL.insHistory, [p.tid, p.bid, p.aid, p.delta]);
+          await q(c, 'updAccount', [p.delta, p.aid]);
+          await q(c, 'selAccount', [p.aid]);
+          await q(c, 'updTeller', [p.delta, p.tid]);
+          await q(c, 'updBranch', [p.delta, p.bid]);
+          await q(c, 'insHistory', [p.tid, p.bid, p.aid, p.delta]);
           await c.query('COMMIT');
           c.release();
         } catch (err) {
@@ -191,7 +196,7 @@ async function main(): Promise<void> {
           throw err;
         }
       };
-      const db = postgres({ connectionString: url, max: clients });
+      const db = postgres({ connectionString: url, max: clients, prepareStatements: PREPARED });
       const viaTxkit: Runner = () =>
         db.transaction(async (tx) => {
           const p = params();

@@ -45,6 +45,7 @@ import {
   type PoolEventInfo,
   positional,
   rowsOf,
+  sendStatement,
 } from './lease.js';
 import {
   type PostgresTransactionOptions,
@@ -53,6 +54,7 @@ import {
 } from './options.js';
 import { PgTx } from './pg-tx.js';
 import { commitPrepared, listPrepared, preflightPrepared, rollbackPrepared } from './prepared.js';
+import { isStalePreparedStatement } from './statement-names.js';
 
 export { beginSql, POSTGRES_CAPABILITIES } from './capabilities.js';
 export type { PgResourceEvents } from './lease.js';
@@ -313,12 +315,14 @@ export class PostgresResource implements Resource {
           return;
         }
         const l = lease as Lease;
-        (l.client as unknown as CallbackClient).query(sql, values, (queryErr, r) => {
+        sendStatement(l.client, sql, values, this.options.statementNames?.nameFor(sql), (queryErr, r) => {
           if (queryErr) {
             // A microtask later, as pg's promise API would: by then a dying socket has marked
             // the lease dead, and a server error is followed by its ReadyForQuery.
             queueMicrotask(() => {
               const e = classifyPgError(queryErr, { phase: 'statement', connectionLost: l.dead });
+              if (isStalePreparedStatement(e))
+                l.discard = 'a prepared statement went stale (the schema changed)';
               l.release();
               reject(e);
             });

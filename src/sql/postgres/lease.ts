@@ -56,6 +56,23 @@ export interface CallbackClient {
     values: unknown[] | undefined,
     callback: (err: Error | null | undefined, result: PgResult) => void,
   ): void;
+  query(
+    config: { name: string; text: string; values: unknown[] | undefined },
+    callback: (err: Error | null | undefined, result: PgResult) => void,
+  ): void;
+}
+
+/** Sends one statement, prepared under `name` when one is given. */
+export function sendStatement(
+  client: PgClient,
+  text: string,
+  values: unknown[] | undefined,
+  name: string | undefined,
+  callback: (err: Error | null | undefined, result: PgResult) => void,
+): void {
+  const c = client as unknown as CallbackClient;
+  if (name === undefined) c.query(text, values, callback);
+  else c.query({ name, text, values }, callback);
 }
 
 /** Rows of a result (the last one, for a multi-statement string). */
@@ -89,6 +106,8 @@ export class Lease {
   /** The error that killed the connection (e.g. a FATAL 25P03 idle-in-transaction timeout). */
   deathCause: unknown;
   cancelSent = false;
+  /** Set when the connection must not be reused even though it is idle (a stale prepared statement). */
+  discard: string | undefined;
   #released = false;
 
   constructor(
@@ -111,6 +130,7 @@ export class Lease {
     const status = this.client.getTransactionStatus?.();
     const reason =
       doubt ??
+      this.discard ??
       (this.dead
         ? 'the connection failed'
         : this.cancelSent

@@ -6,6 +6,7 @@
 import type pg from 'pg';
 import type { DatabaseOptions } from '../../core/database.js';
 import { InvalidOptionError } from '../../core/errors.js';
+import { StatementNames } from './statement-names.js';
 
 export interface PostgresOptions extends DatabaseOptions {
   /** `postgres://user@host:port/db`. Credentials are never logged. */
@@ -26,6 +27,13 @@ export interface PostgresOptions extends DatabaseOptions {
   suspendedLockTimeoutMs?: number;
   /** Let `BEGIN`/`COMMIT`/`SAVEPOINT`… through `query()`. Default false: they are rejected. */
   allowRawTransactionControl?: boolean;
+  /**
+   * Prepare each distinct statement text once per connection (a named statement) and then
+   * send only its parameters: the server skips parsing and planning it again. Default false.
+   * Not behind a pooler in transaction mode that does not track prepared statements; a
+   * connection whose statement went stale after a schema change is discarded.
+   */
+  prepareStatements?: boolean;
 }
 
 export interface ResolvedPostgresOptions {
@@ -34,6 +42,8 @@ export interface ResolvedPostgresOptions {
   acquireTimeoutMs: number;
   suspendedLockTimeoutMs: number;
   allowRawTransactionControl: boolean;
+  /** Names for prepared statements, when `prepareStatements` is on. */
+  statementNames: StatementNames | undefined;
   /** What a fresh pg.Client needs to reach the same server (the notifier uses it). */
   clientConfig: pg.ClientConfig;
   database: DatabaseOptions;
@@ -67,6 +77,7 @@ const POSTGRES_KEYS = new Set([
   'acquireTimeoutMs',
   'suspendedLockTimeoutMs',
   'allowRawTransactionControl',
+  'prepareStatements',
   'slowThresholdMs',
   'maxNestingDepth',
   'maxSuspendedDepth',
@@ -115,6 +126,11 @@ export function resolvePostgresOptions(
   if (connectionString !== undefined && typeof connectionString !== 'string') {
     throw new InvalidOptionError('connectionString must be a string');
   }
+  for (const k of ['allowRawTransactionControl', 'prepareStatements', 'endPoolOnClose'] as const) {
+    if (options[k] !== undefined && typeof options[k] !== 'boolean') {
+      throw new InvalidOptionError(`${k} must be true or false, got ${String(options[k])}`);
+    }
+  }
   const max = checkMs('max', options.max, 1, 'number of connections');
   const acquireTimeoutMs = checkMs('acquireTimeoutMs', options.acquireTimeoutMs, 1) ?? 30_000;
   const suspendedLockTimeoutMs =
@@ -154,6 +170,7 @@ export function resolvePostgresOptions(
     acquireTimeoutMs,
     suspendedLockTimeoutMs,
     allowRawTransactionControl: options.allowRawTransactionControl === true,
+    statementNames: options.prepareStatements === true ? new StatementNames() : undefined,
     clientConfig,
     database,
   };

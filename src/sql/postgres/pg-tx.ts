@@ -25,9 +25,10 @@ import { assertNoTransactionControl } from '../shared/statement-guard.js';
 import type { PostgresResource } from './adapter.js';
 import { sendCancelRequest } from './cancel.js';
 import { classifyPgError, isServerError, type PgPhase } from './errors.js';
-import { affected, type CallbackClient, type Lease, type PgResult, positional, rowsOf } from './lease.js';
+import { affected, type Lease, type PgResult, positional, rowsOf, sendStatement } from './lease.js';
 import { assertGid, prepareTransaction } from './prepared.js';
 import { SelfDeadlockWatch } from './self-deadlock.js';
+import { isStalePreparedStatement } from './statement-names.js';
 
 const ignore = (): void => {};
 const commandOf = (r: PgResult): string => (r as pg.QueryResult).command;
@@ -128,7 +129,8 @@ export class PgTx implements ResourceTx {
         void this.cancel().catch(() => {});
       });
     }
-    (c as unknown as CallbackClient).query(text, values, (err, r) => {
+    const name = phase === 'statement' ? this.resource.options.statementNames?.nameFor(text) : undefined;
+    sendStatement(c, text, values, name, (err, r) => {
       this.#inflight.settled();
       settleWatch?.();
       if (err) {
@@ -158,6 +160,8 @@ export class PgTx implements ResourceTx {
       nothingSent: phase !== 'commit',
     });
     if (phase !== 'commit' && e.sqlState !== undefined) this.#aborted ??= e;
+    if (isStalePreparedStatement(e))
+      this.lease.discard = 'a prepared statement went stale (the schema changed)';
     if (this.#selfDeadlock !== undefined && e.sqlState === '57014') {
       return new SelfDeadlockError(
         `transaction ${this.txId} (propagation 'requires_new' or 'not_supported') waited for a lock held by ` +

@@ -223,3 +223,13 @@ export function attachRollbackError(err: unknown, rollbackErr: unknown): void {
     }
   }
 }
+
+/**
+ * A copy of `err` for one more recipient: same class, message, code, cause and stack. When
+ * one failure ends several callers, each gets its own object, so what one caller's retry
+ * records on it (`attempts`) cannot overwrite another's.
+ */
+export function copyError<E>(err: E): E {
+  if (!(err instanceof Error)) return err;
+  return Object.create(Object.getPrototypeOf(err), Object.getOwnPropertyDescriptors(err)) as E;
+}

@@ -9,6 +9,7 @@
  * follows, UNWATCH clears it before the connection goes back to the pool.
  */
 import type { Redis } from 'ioredis';
+import { copyError } from '../core/errors.js';
 import type { RedisArg } from './commands.js';
 import { canWrite } from './connection.js';
 import type { RedisContext } from './context.js';
@@ -78,7 +79,7 @@ export class OptimisticLane {
         },
         (err: unknown) => {
           this.#leasing = false;
-          for (const request of this.#queue.splice(0)) request.reject(err);
+          for (const request of this.#queue.splice(0)) request.reject(copyError(err));
           this.#next();
         },
       );

@@ -9,7 +9,12 @@
  * abort or an error as much as a write — only stands if the round's EXEC commits.
  */
 import type { Redis } from 'ioredis';
-import { ConnectionLostError, InvalidArgumentError, TransactionCancelledError } from '../core/errors.js';
+import {
+  ConnectionLostError,
+  copyError,
+  InvalidArgumentError,
+  TransactionCancelledError,
+} from '../core/errors.js';
 import { CommandBuilder, keysOf, type QueuedCommand, type RedisArg } from './commands.js';
 import { canWrite, epochOf } from './connection.js';
 import type { RedisContext } from './context.js';
@@ -241,7 +246,7 @@ export async function runRound<T>(
     }
     return true;
   } catch (err) {
-    failAll(() => err);
+    failAll(() => copyError(err));
     return false;
   }
 
@@ -313,7 +318,7 @@ function blameQueueErrors<T>(
     offset = end;
   }
   if (culprits.size === 0) {
-    for (const m of members) settle(m, () => m.req.reject(err));
+    for (const m of members) settle(m, () => m.req.reject(copyError(err)));
     return;
   }
   const again: AttemptRequest<T>[] = [];

@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { copyError } from '../../src/core/errors.js';
 import { Metrics } from '../../src/core/metrics.js';
 import { resolveOptions } from '../../src/core/options.js';
 import { DEFAULT_RETRY, resolveRetry, retryDelay, withRetry } from '../../src/core/retry.js';
@@ -125,5 +126,24 @@ describe('statement guard', () => {
     expect(quoteIdentifier('x'.repeat(64), 'backtick')).toBe(`\`${'x'.repeat(64)}\``);
     expect(() => quoteIdentifier('x'.repeat(64))).toThrow(/1-63 letters/);
     expect(() => quoteIdentifier('x'.repeat(65), 'backtick')).toThrow(/1-64 letters/);
+  });
+});
+
+describe('copyError', () => {
+  it('gives each recipient its own object of the same class, message, code and cause', () => {
+    const cause = new Error('socket closed');
+    const original = new UniqueViolationError('duplicate key', { cause });
+    const copy = copyError(original);
+    expect(copy).not.toBe(original);
+    expect(copy).toBeInstanceOf(UniqueViolationError);
+    expect([copy.message, copy.code, copy.cause, copy.stack]).toEqual([
+      original.message,
+      original.code,
+      cause,
+      original.stack,
+    ]);
+    (copy as { attempts?: number }).attempts = 3;
+    expect((original as { attempts?: number }).attempts).toBeUndefined();
+    expect(copyError('not an error')).toBe('not an error');
   });
 });

@@ -35,6 +35,15 @@ describe.skipIf(!url)('MySQL transactions on the real server', () => {
   let observer: mysql2.Pool;
   const t = tableName('acct');
 
+  /** Sessions on the server running exactly `statement` now. */
+  const runningCount = async (statement: string) => {
+    const [[row]] = (await observer.query(
+      'SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE INFO = ?',
+      [statement],
+    )) as unknown as [[{ n: number }]];
+    return Number(row.n);
+  };
+
   const values = async () =>
     ((await observer.query(`SELECT id, v FROM \`${t}\` ORDER BY id`)) as unknown as [Row[]])[0].map(
       (r) => r.v,
@@ -365,10 +374,7 @@ describe.skipIf(!url)('MySQL transactions on the real server', () => {
         .catch((e) => e);
       expect(timedOut).toBeInstanceOf(TransactionTimeoutError);
       expect(Date.now() - started).toBeLessThan(5_000);
-      const [[sleeping]] = (await observer.query(
-        "SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE INFO = 'SELECT SLEEP(10)'",
-      )) as unknown as [[{ n: number }]];
-      expect(Number(sleeping.n)).toBe(0);
+      expect(await runningCount('SELECT SLEEP(10)')).toBe(0);
       const [again] = await one.query<{ inTx: number }>('SELECT @@in_transaction AS inTx');
       expect(again?.inTx).toBe(0);
       expect(await values()).toEqual([100, 100, 100]);
@@ -381,10 +387,7 @@ describe.skipIf(!url)('MySQL transactions on the real server', () => {
     // The statement reaches the server 300 ms late, so the first KILL QUERY finds the session
     // idle, and the server clears that flag before it reads the next statement.
     const proxy = await delayingProxy(Number(new URL(url as string).port));
-    const viaProxy = new URL(url as string);
-    viaProxy.hostname = '127.0.0.1';
-    viaProxy.port = String(proxy.port);
-    const pool = mysql2.createPool({ uri: viaProxy.toString(), connectionLimit: 1 });
+    const pool = mysql2.createPool({ uri: proxy.urlFor(url as string), connectionLimit: 1 });
     let clientPort = -1;
     pool.on('connection', (c) => {
       clientPort = (c as unknown as { stream: { localPort: number } }).stream.localPort;
@@ -406,10 +409,7 @@ describe.skipIf(!url)('MySQL transactions on the real server', () => {
         .catch((err) => err);
       expect(e).toBeInstanceOf(TransactionCancelledError);
       expect(Date.now() - started).toBeLessThan(5_000);
-      const [[sleeping]] = (await observer.query(
-        "SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE INFO = 'SELECT SLEEP(9)'",
-      )) as unknown as [[{ n: number }]];
-      expect(Number(sleeping.n)).toBe(0);
+      expect(await runningCount('SELECT SLEEP(9)')).toBe(0);
       // The KILL went out on a side connection built from the pool's settings, cleanly.
       expect(warnings.mock.calls.flat().join('\n')).not.toMatch(/invalid configuration option/);
     } finally {

@@ -326,11 +326,8 @@ describe.skipIf(!PG_URL)('postgres adapter (real server)', () => {
     // The statement reaches the server 300 ms late, so the first cancel finds the session
     // idle, and PostgreSQL drops a cancel that arrives while it waits for a command.
     const proxy = await delayingProxy(Number(new URL(tdb.url).port));
-    const viaProxy = new URL(tdb.url);
-    viaProxy.hostname = '127.0.0.1';
-    viaProxy.port = String(proxy.port);
     const pool = new pg.Pool({
-      connectionString: viaProxy.toString(),
+      connectionString: proxy.urlFor(tdb.url),
       max: 1,
       statement_timeout: 15_000,
     } as pg.PoolConfig);

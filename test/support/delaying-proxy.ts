@@ -9,6 +9,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 export interface DelayingProxy {
   /** The port to connect to instead of the server's. */
   readonly port: number;
+  /** `url` (a server URL) pointed at the proxy instead. */
+  urlFor(url: string): string;
   /** Delays by `ms` every chunk that the client on local port `clientPort` sends from now on (0: none). */
   delay(clientPort: number, ms: number): void;
   close(): Promise<void>;
@@ -54,6 +56,12 @@ export async function delayingProxy(
   const { port } = server.address() as net.AddressInfo;
   return {
     port,
+    urlFor(url) {
+      const u = new URL(url);
+      u.hostname = '127.0.0.1';
+      u.port = String(port);
+      return u.toString();
+    },
     delay(clientPort, ms) {
       const link = links.get(clientPort);
       if (!link) throw new Error(`no client on local port ${clientPort} is connected through the proxy`);

@@ -44,12 +44,13 @@ describe('withLock', () => {
   it('refuses an upgrade at once, through withLock, lock and lockMany alike', async () => {
     const f = join(tempDir(), 'data');
     await withLock(f, { ...patient, mode: 'shared' }, async () => {
+      // One at a time: each request starts only when awaited, so none rejects unobserved.
       for (const request of [
-        withLock(f, { ...patient, mode: 'exclusive', reentrant: true }, async () => {}),
-        lock(f, patient),
-        lockMany([{ path: f }], patient),
+        () => withLock(f, { ...patient, mode: 'exclusive', reentrant: true }, async () => {}),
+        () => lock(f, patient),
+        () => lockMany([{ path: f }], patient),
       ]) {
-        const { ms, error } = await timed(request);
+        const { ms, error } = await timed(request());
         expect(error).toBeInstanceOf(LockUpgradeError);
         expect(ms).toBeLessThan(1_000);
       }

@@ -87,6 +87,8 @@ describe.skipIf(!url)('redis recipes (Lua with idempotency keys)', () => {
         ok: false,
         reason: 'NOT_FOUND',
       });
+      await expect(inv.set('p2', -1)).rejects.toThrow(/stock must be an integer >= 0, got -1/);
+      await expect(inv.set('p2', 2.5)).rejects.toThrow(/stock must be an integer >= 0/);
       expect(await inv.stock('p2')).toBe(10);
       expect(() => inv.keys('bad{tag}')).toThrow(/without whitespace, '\{' or '\}'/);
     });
@@ -142,6 +144,10 @@ describe.skipIf(!url)('redis recipes (Lua with idempotency keys)', () => {
       const bank = new Transfers(tx, { prefix: prefix() });
       await bank.open('a', 50);
       await bank.open('b', 0);
+      await expect(bank.open('a', 10.25)).rejects.toThrow(
+        /balance \(in minor units\) must be an integer >= 0/,
+      );
+      expect(await bank.balance('a')).toBe(50);
       expect(await bank.transfer({ from: 'a', to: 'b', amount: 0, transferId: 'z1' })).toEqual({
         ok: false,
         reason: 'INVALID_AMOUNT',

@@ -1,13 +1,6 @@
-/**
- * Stock deduction as one Lua script: validate everything, then write. The order id makes
- * a deduction idempotent: the same order applied twice changes stock once.
- *
- * Keys share the product's hash tag, so they live in one cluster slot:
- * `<prefix>:{<productId>}` (stock), `…:orders` (hash orderId → JSON record), `…:stats`.
- */
-import { InvalidArgumentError } from '../../core/errors.js';
 import type { RedisTx } from '../redis-tx.js';
 import { defineScript } from '../script.js';
+import { readCount, setCount } from './counter-key.js';
 import { checkKeyPart, isPositiveInt } from './recipe-keys.js';
 
 // KEYS: stock, orders, stats?   ARGV: quantity, userId, orderId
@@ -92,20 +85,13 @@ export class Inventory {
   }
 
   /** Sets the stock level (an integer >= 0). */
-  async set(productId: string, quantity: number): Promise<void> {
-    if (!Number.isSafeInteger(quantity) || quantity < 0) {
-      throw new InvalidArgumentError(`stock must be an integer >= 0, got ${String(quantity)}`);
-    }
-    const r = await this.tx.multi((m) => m.set(this.keys(productId).stock, quantity));
-    if (r.status !== 'committed' || r.hasErrors) throw new Error('setting stock failed');
+  set(productId: string, quantity: number): Promise<void> {
+    return setCount(this.tx, this.keys(productId).stock, quantity, 'stock');
   }
 
   /** The stock level, or null when the product is unknown. */
-  async stock(productId: string): Promise<number | null> {
-    const r = await this.tx.pipeline((p) => p.get(this.keys(productId).stock));
-    const reply = r.replies[0]!;
-    if (!reply.ok) throw reply.status === 'not-attempted' ? new Error('not sent') : reply.error;
-    return reply.value === null ? null : Number(reply.value);
+  stock(productId: string): Promise<number | null> {
+    return readCount(this.tx, this.keys(productId).stock);
   }
 
   /** Deducts stock atomically and records the order, once per `orderId`. */

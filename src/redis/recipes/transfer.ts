@@ -10,6 +10,7 @@
 import { InvalidArgumentError } from '../../core/errors.js';
 import type { RedisTx } from '../redis-tx.js';
 import { defineScript } from '../script.js';
+import { readCount, setCount } from './counter-key.js';
 import { checkKeyPart, isPositiveInt } from './recipe-keys.js';
 
 // KEYS: from, to, marker, log   ARGV: amount, transferId, markerTtlSec, maxLog
@@ -112,21 +113,13 @@ export class Transfers {
   }
 
   /** Creates (or resets) an account with a balance in minor units. */
-  async open(account: string, balance: number): Promise<void> {
-    if (!Number.isSafeInteger(balance) || balance < 0) {
-      throw new InvalidArgumentError(
-        `balance must be an integer >= 0 in minor units, got ${String(balance)}`,
-      );
-    }
-    const r = await this.tx.multi((m) => m.set(this.accountKey(account), balance));
-    if (r.status !== 'committed' || r.hasErrors) throw new Error('opening the account failed');
+  open(account: string, balance: number): Promise<void> {
+    return setCount(this.tx, this.accountKey(account), balance, 'balance (in minor units)');
   }
 
-  async balance(account: string): Promise<number | null> {
-    const r = await this.tx.pipeline((p) => p.get(this.accountKey(account)));
-    const reply = r.replies[0]!;
-    if (!reply.ok) throw reply.status === 'not-attempted' ? new Error('not sent') : reply.error;
-    return reply.value === null ? null : Number(reply.value);
+  /** The balance in minor units, or null when the account does not exist. */
+  balance(account: string): Promise<number | null> {
+    return readCount(this.tx, this.accountKey(account));
   }
 
   /** Moves `amount` atomically, once per `transferId`. */

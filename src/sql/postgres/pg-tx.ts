@@ -196,37 +196,34 @@ export class PgTx implements ResourceTx {
   }
 
   savepoint(name: string): Promise<void> {
-    try {
-      assertIdentifier(name, 'savepoint name');
-      this.#assertOpen();
-      this.#assertNotAborted();
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    return this.#send(`SAVEPOINT "${name}"`, undefined, 'savepoint', ignore);
+    return this.#savepointCommand(name, 'SAVEPOINT', true, ignore);
   }
 
   rollbackTo(name: string): Promise<void> {
-    try {
-      assertIdentifier(name, 'savepoint name');
-      if (this.#done) throw new TransactionClosedError(`transaction ${this.txId} has ended`);
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    return this.#send(`ROLLBACK TO SAVEPOINT "${name}"`, undefined, 'savepoint', () => {
+    // Allowed in an aborted transaction: that is what it is for.
+    return this.#savepointCommand(name, 'ROLLBACK TO SAVEPOINT', false, () => {
       this.#aborted = undefined; // the server restored the transaction to the savepoint
     });
   }
 
   release(name: string): Promise<void> {
+    return this.#savepointCommand(name, 'RELEASE SAVEPOINT', true, ignore);
+  }
+
+  /** Validates the name and the state, then sends `<command> "<name>"`; refusals reject. */
+  #savepointCommand(name: string, command: string, needsHealthy: boolean, done: () => void): Promise<void> {
     try {
       assertIdentifier(name, 'savepoint name');
-      this.#assertOpen();
-      this.#assertNotAborted();
+      if (needsHealthy) {
+        this.#assertOpen();
+        this.#assertNotAborted();
+      } else if (this.#done) {
+        throw new TransactionClosedError(`transaction ${this.txId} has ended`);
+      }
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.#send(`RELEASE SAVEPOINT "${name}"`, undefined, 'savepoint', ignore);
+    return this.#send(`${command} "${name}"`, undefined, 'savepoint', done);
   }
 
   usableAfterError(err: TxkitError): boolean {

@@ -23,109 +23,33 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import {
-  ConnectionLostError,
-  DatabaseClosedError,
-  InvalidArgumentError,
-  InvalidOptionError,
-  TxkitError,
-} from '../../core/errors.js';
+import { ConnectionLostError, DatabaseClosedError, InvalidArgumentError } from '../../core/errors.js';
 import { EventHub } from '../../core/events.js';
 import { assertChannel, assertPayload, notify, quoteChannel } from './channel.js';
 import { classifyPgError } from './errors.js';
-import { HandlerQueue, type OverflowPolicy } from './handler-queue.js';
+import { HandlerQueue } from './handler-queue.js';
+import { notificationIterator } from './notification-iterator.js';
 import {
-  type NotificationIterator as GenericIterator,
-  notificationIterator,
-} from './notification-iterator.js';
+  type PgNotifierOptions,
+  positiveInt,
+  type ResolvedNotifierOptions,
+  resolveNotifierOptions,
+} from './notifier-options.js';
+import {
+  type Notification,
+  type NotificationHandler,
+  type NotificationIterator,
+  NotificationQueueOverflowError,
+  NotificationTimeoutError,
+  type NotifierEvents,
+  type NotifierStats,
+  type NotifyErrorInfo,
+} from './notify-types.js';
 
-/** One received notification. */
-export interface Notification {
-  channel: string;
-  payload: string;
-  /** Server process id of the sender's session. */
-  processId: number;
-  receivedAt: Date;
-}
-
-export type NotificationHandler = (notification: Notification) => void | Promise<void>;
 export { type NotifyTarget, notify } from './channel.js';
 export type { OverflowPolicy } from './handler-queue.js';
-
-/** Where a handler or JSON error came from. */
-export interface NotifyErrorInfo {
-  channel?: string;
-  payload?: string;
-  error: unknown;
-}
-
-export interface PgNotifierOptions {
-  /** Connection string, or use `client` for a full `pg.ClientConfig`. */
-  connectionString?: string;
-  client?: pg.ClientConfig;
-  /** Where `notify()` sends from (e.g. your pool). Default: the listener connection. */
-  sender?: { query(text: string, values?: unknown[]): Promise<unknown> };
-  /** Skip notifications sent by this notifier's own session. Default false. */
-  ignoreSelf?: boolean;
-  /** Queued notifications waiting for handlers. Default 10 000. */
-  maxQueue?: number;
-  /** Notifications handled at once. Default 1 (in arrival order). */
-  concurrency?: number;
-  /** What to do when the queue is full. Default `'drop-oldest'`. */
-  overflow?: OverflowPolicy;
-  /** Reconnect backoff: first delay, growth and cap (ms). Defaults 100, 2, 30 000; ±20% jitter. */
-  reconnect?: { initialDelayMs?: number; factor?: number; maxDelayMs?: number };
-  /** Interval of the `SELECT 1` liveness probe; 0 turns it off. Default 30 000 ms. */
-  healthCheckIntervalMs?: number;
-  /** `close()` waits this long for running handlers. Default 5 000 ms. */
-  stopTimeoutMs?: number;
-  /** Receives handler errors and JSON parse errors. Default: the `error` event only. */
-  onError?: (info: NotifyErrorInfo) => void;
-}
-
-/** Events of a notifier (also published on `txkit:notify:<event>` diagnostics channels). */
-export interface NotifierEvents {
-  notification: Notification;
-  /** The listener connection dropped; notifications are lost until `reconnect`. */
-  disconnect: { error: unknown };
-  /** Reconnected and re-LISTENed: resync whatever you derive from notifications. */
-  reconnect: { attempts: number; downtimeMs: number; channels: string[] };
-  overflow: { channel: string; policy: OverflowPolicy; dropped: number };
-  error: { source: string; error: unknown; channel?: string; payload?: string };
-}
-
-/** Counters for dashboards and tests. */
-export interface NotifierStats {
-  received: number;
-  handled: number;
-  dropped: number;
-  handlerErrors: number;
-  reconnects: number;
-  queued: number;
-  inFlight: number;
-  /** Time from arrival to handler start, ms: mean and max since creation. */
-  queueLatencyMeanMs: number;
-  queueLatencyMaxMs: number;
-  /** Arrival → handler start, as a cumulative histogram: how many waited at most `le` ms. */
-  queueLatencyHistogram: { le: number; count: number }[];
-}
-
-/** `waitForNotification` ran out of time. */
-export class NotificationTimeoutError extends TxkitError {
-  constructor(message: string) {
-    super('E_NOTIFY_TIMEOUT', message, { retryable: false });
-  }
-}
-
-/** The handler queue was full and the policy is `'error'`. */
-export class NotificationQueueOverflowError extends TxkitError {
-  constructor(message: string) {
-    super('E_NOTIFY_OVERFLOW', message, { retryable: false });
-  }
-}
-
-/** An async iterator over one channel; `ready` resolves once LISTEN is in effect. */
-export type NotificationIterator = GenericIterator<Notification>;
+export type { PgNotifierOptions } from './notifier-options.js';
+export * from './notify-types.js';
 
 /** Ends the iterators (and so the waiters) among `sinks`. */
 function endIterators(sinks: Iterable<Sink>): void {
@@ -136,22 +60,8 @@ type Sink =
   | { kind: 'handler'; fn: NotificationHandler }
   | { kind: 'direct'; push: (n: Notification) => void; end: () => void };
 
-function positiveInt(name: string, v: number | undefined, dflt: number, min = 1): number {
-  if (v === undefined) return dflt;
-  if (!Number.isInteger(v) || v < min)
-    throw new InvalidOptionError(`${name} must be an integer >= ${min}, got ${v}`);
-  return v;
-}
-
 export class PgNotifier {
-  readonly #config: pg.ClientConfig;
-  readonly #opts: Required<
-    Pick<
-      PgNotifierOptions,
-      'ignoreSelf' | 'maxQueue' | 'concurrency' | 'overflow' | 'healthCheckIntervalMs' | 'stopTimeoutMs'
-    >
-  >;
-  readonly #backoff: { initialDelayMs: number; factor: number; maxDelayMs: number };
+  readonly #opts: ResolvedNotifierOptions;
   readonly #events = new EventHub<NotifierEvents>('txkit:notify:');
   readonly #channels = new Map<string, Set<Sink>>();
   readonly #closing = new AbortController();
@@ -165,32 +75,8 @@ export class PgNotifier {
   readonly #queue: HandlerQueue<Notification>;
 
   constructor(private readonly options: PgNotifierOptions) {
-    if (!options || (options.connectionString === undefined && options.client === undefined)) {
-      throw new InvalidOptionError('PgNotifier needs connectionString or client (a pg.ClientConfig)');
-    }
-    this.#config = { ...(options.client ?? {}), keepAlive: true };
-    if (options.connectionString !== undefined) this.#config.connectionString = options.connectionString;
-    const overflow = options.overflow ?? 'drop-oldest';
-    if (!['drop-oldest', 'drop-newest', 'error'].includes(overflow)) {
-      throw new InvalidOptionError(
-        `overflow must be 'drop-oldest', 'drop-newest' or 'error', got ${String(overflow)}`,
-      );
-    }
-    this.#opts = {
-      ignoreSelf: options.ignoreSelf ?? false,
-      maxQueue: positiveInt('maxQueue', options.maxQueue, 10_000),
-      concurrency: positiveInt('concurrency', options.concurrency, 1),
-      overflow,
-      healthCheckIntervalMs: positiveInt('healthCheckIntervalMs', options.healthCheckIntervalMs, 30_000, 0),
-      stopTimeoutMs: positiveInt('stopTimeoutMs', options.stopTimeoutMs, 5_000, 0),
-    };
-    const r = options.reconnect ?? {};
-    this.#backoff = {
-      initialDelayMs: positiveInt('reconnect.initialDelayMs', r.initialDelayMs, 100, 0),
-      factor: r.factor ?? 2,
-      maxDelayMs: positiveInt('reconnect.maxDelayMs', r.maxDelayMs, 30_000, 0),
-    };
-    if (!(this.#backoff.factor >= 1)) throw new InvalidOptionError('reconnect.factor must be >= 1');
+    this.#opts = resolveNotifierOptions(options);
+    const { overflow } = this.#opts;
     this.#queue = new HandlerQueue<Notification>(this.#opts.maxQueue, this.#opts.concurrency, overflow, {
       overflow: (job, policy, dropped) => {
         const n = job.notification;
@@ -484,7 +370,7 @@ export class PgNotifier {
 
   /** Connects and LISTENs every subscribed channel; returns the client and what it listens to. */
   async #open(): Promise<pg.Client> {
-    const client = new pg.Client(this.#config);
+    const client = new pg.Client(this.#opts.config);
     client.on('notification', (msg) => this.#onNotification(client, msg));
     client.on('error', (err) => this.#onConnectionLost(client, err));
     client.on('end', () =>
@@ -531,8 +417,8 @@ export class PgNotifier {
     let attempts = 0;
     while (!this.#closing.signal.aborted) {
       const nominal = Math.min(
-        this.#backoff.initialDelayMs * this.#backoff.factor ** attempts,
-        this.#backoff.maxDelayMs,
+        this.#opts.backoff.initialDelayMs * this.#opts.backoff.factor ** attempts,
+        this.#opts.backoff.maxDelayMs,
       );
       const delay = nominal * (0.8 + Math.random() * 0.4);
       attempts++;

@@ -44,8 +44,13 @@ export async function commitOwned(
     if (p.endedBy) throw p.endedBy;
     if (p.deadline !== undefined && performance.now() >= p.deadline) throw p.timeout();
   } catch (err) {
-    return failOwned(scope, o, err, willRetry);
+    return failOwned(scope, o, err, willRetry, true);
   }
+  await finishCommit(p, willRetry);
+}
+
+/** Commits after the checks passed (rolls back instead when marked rollback-only). */
+async function finishCommit(p: PhysicalTransaction, willRetry: WillRetry): Promise<void> {
   if (p.rollbackOnly) {
     await p.rollback('rollback-only', undefined, true);
     return;
@@ -70,12 +75,17 @@ function assertCommittable(p: PhysicalTransaction): void {
   }
 }
 
-/** Ends an owned transaction whose work failed with `err`, then rethrows `err`. */
+/**
+ * Ends an owned transaction whose work failed with `err`, then rethrows `err`.
+ * `fromCommit`: `err` came from commitOwned's own checks (a beforeCommit hook, a late
+ * statement failure), which must not run again when the work is kept.
+ */
 export async function failOwned(
   scope: OwnedScope,
   o: ResolvedOptions,
   err: unknown,
   willRetry: WillRetry,
+  fromCommit = false,
 ): Promise<never> {
   const p = scope.physical;
   if (p.finished) throw err;
@@ -84,7 +94,7 @@ export async function failOwned(
     // beforeCommit hooks and the deadline included), then rethrow.
     const pendingError = await p.drain();
     if (pendingError === undefined && p.state === 'active') {
-      await commitOwned(scope, o, willRetry);
+      await (fromCommit ? finishCommit(p, willRetry) : commitOwned(scope, o, willRetry));
       throw err;
     }
   }

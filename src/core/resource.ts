@@ -87,10 +87,10 @@ export interface AutocommitRequest {
   suspended: readonly ResourceTx[];
 }
 
-/** One physical transaction on one connection. */
 /** Completes a statement: `done(error)` or `done(null, value)`. The error must be an object. */
 export type StatementCallback<T> = (err: Error | null, value?: T) => void;
 
+/** One physical transaction on one connection. */
 export interface ResourceTx {
   /** The level actually in force, as the backend reports it. */
   readonly isolation: IsolationLevel;

@@ -292,6 +292,28 @@ describe('deadlines and cancellation', () => {
     expect(await db.query('SELECT v FROM t')).toEqual([{ v: 1 }]);
   });
 
+  it('a beforeCommit hook that throws a kept error runs once, and the work is committed', async () => {
+    class BusinessWarning extends Error {}
+    const db = openDb();
+    await db.execute('CREATE TABLE t (v INTEGER)');
+    let runs = 0;
+    const err = await db
+      .transaction(
+        async (tx) => {
+          await tx.execute('INSERT INTO t VALUES (1)');
+          tx.beforeCommit(() => {
+            runs++;
+            throw new BusinessWarning('from the hook');
+          });
+        },
+        { noRollbackOn: (e) => e instanceof BusinessWarning },
+      )
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(BusinessWarning);
+    expect(runs).toBe(1);
+    expect(await db.query('SELECT v FROM t')).toEqual([{ v: 1 }]);
+  });
+
   it('rollbackOn / noRollbackOn follow Spring: listed errors commit the work, then rethrow', async () => {
     class BusinessWarning extends Error {}
     const db = openDb();

@@ -84,7 +84,6 @@ function bool(name: string, v: unknown): void {
   if (v !== undefined && typeof v !== 'boolean') throw new InvalidOptionError(`${name} must be a boolean`);
 }
 
-/** Validates `mysql()` options; creates the pool when txkit owns it. */
 /** What a side connection (KILL QUERY, lock inspection) copies from a pool passed in. */
 const SIDE_CONNECTION_KEYS = [
   'host',
@@ -108,6 +107,7 @@ const SIDE_CONNECTION_KEYS = [
   'stream',
 ] as const;
 
+/** Validates `mysql()` options; creates the pool when txkit owns it. */
 export function resolveMysqlOptions(options: MysqlOptions): ResolvedMysqlOptions {
   if (options === null || typeof options !== 'object') {
     throw new InvalidOptionError('mysql() needs an options object: { uri } or { pool } or { poolOptions }');

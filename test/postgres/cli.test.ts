@@ -93,7 +93,8 @@ describe.skipIf(!PG_URL)('txkit pg (real server)', () => {
     await new Promise<void>((resolve) => {
       const poll = async () => {
         const r = await c.query(
-          "SELECT 1 FROM pg_listening_channels() l, pg_stat_activity a WHERE a.query LIKE 'LISTEN%cli_listen%'",
+          // the listener's LISTEN has completed (its session is idle again), so it is in effect
+          "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%cli_listen%' AND state = 'idle'",
         );
         if (r.rowCount) resolve();
         else setTimeout(poll, 20);

@@ -2,7 +2,7 @@
  * `prepareStatements`: each distinct text is prepared once per connection under one name,
  * on the real server; a statement gone stale after a schema change costs its connection.
  */
-import type pg from 'pg';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidOptionError } from '../../src/core/errors.js';
 import { postgres } from '../../src/sql/postgres/index.js';
@@ -83,6 +83,35 @@ describe.skipIf(!PG_URL)('postgres prepareStatements (real server)', () => {
       expect(err.sqlState).toBe('0A000');
       expect(destroyed).toEqual(['a prepared statement went stale (the schema changed)']);
       expect(await all()).toEqual([{ id: 1, note: null }]); // a fresh connection prepares it anew
+    } finally {
+      await db.close();
+    }
+  });
+
+  it('databases sharing a pool share the names: one never reuses a name the other prepared', async () => {
+    const pool = new pg.Pool({ connectionString: tdb.url, max: 1 });
+    const a = postgres({ pool, prepareStatements: true });
+    const b = postgres({ pool, prepareStatements: true });
+    try {
+      expect(await a.query('SELECT 1 AS a')).toEqual([{ a: 1 }]);
+      expect(await b.transaction((tx) => tx.query('SELECT 2 AS b'))).toEqual([{ b: 2 }]);
+      expect(await b.query<Prepared>(PREPARED)).toEqual([
+        { name: 'txkit_s1', statement: 'SELECT 1 AS a' },
+        { name: 'txkit_s2', statement: 'SELECT 2 AS b' },
+        { name: 'txkit_s3', statement: PREPARED },
+      ]);
+    } finally {
+      await a.close();
+      await b.close();
+      await pool.end();
+    }
+  });
+
+  it('a string of several statements cannot be prepared (42601), as the docs say', async () => {
+    const db = postgres({ connectionString: tdb.url, max: 1, prepareStatements: true });
+    try {
+      const err = (await rejection(db.query('SELECT 1; SELECT 2'))) as { sqlState?: string };
+      expect(err.sqlState).toBe('42601');
     } finally {
       await db.close();
     }

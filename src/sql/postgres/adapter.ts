@@ -54,7 +54,7 @@ import {
 } from './options.js';
 import { PgTx } from './pg-tx.js';
 import { commitPrepared, listPrepared, preflightPrepared, rollbackPrepared } from './prepared.js';
-import { isStalePreparedStatement } from './statement-names.js';
+import { discardIfStale } from './statement-names.js';
 
 export { beginSql, POSTGRES_CAPABILITIES } from './capabilities.js';
 export type { PgResourceEvents } from './lease.js';
@@ -321,8 +321,7 @@ export class PostgresResource implements Resource {
             // the lease dead, and a server error is followed by its ReadyForQuery.
             queueMicrotask(() => {
               const e = classifyPgError(queryErr, { phase: 'statement', connectionLost: l.dead });
-              if (isStalePreparedStatement(e))
-                l.discard = 'a prepared statement went stale (the schema changed)';
+              discardIfStale(l, e);
               l.release();
               reject(e);
             });

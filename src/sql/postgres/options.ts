@@ -6,7 +6,7 @@
 import type pg from 'pg';
 import type { DatabaseOptions } from '../../core/database.js';
 import { InvalidOptionError } from '../../core/errors.js';
-import { StatementNames } from './statement-names.js';
+import { type StatementNames, statementNamesFor } from './statement-names.js';
 
 export interface PostgresOptions extends DatabaseOptions {
   /** `postgres://user@host:port/db`. Credentials are never logged. */
@@ -42,7 +42,7 @@ export interface ResolvedPostgresOptions {
   acquireTimeoutMs: number;
   suspendedLockTimeoutMs: number;
   allowRawTransactionControl: boolean;
-  /** Names for prepared statements, when `prepareStatements` is on. */
+  /** Names for prepared statements (shared by every database on the pool), when `prepareStatements` is on. */
   statementNames: StatementNames | undefined;
   /** What a fresh pg.Client needs to reach the same server (the notifier uses it). */
   clientConfig: pg.ClientConfig;
@@ -170,7 +170,7 @@ export function resolvePostgresOptions(
     acquireTimeoutMs,
     suspendedLockTimeoutMs,
     allowRawTransactionControl: options.allowRawTransactionControl === true,
-    statementNames: options.prepareStatements === true ? new StatementNames() : undefined,
+    statementNames: options.prepareStatements === true ? statementNamesFor(thePool) : undefined,
     clientConfig,
     database,
   };

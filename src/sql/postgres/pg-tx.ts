@@ -28,7 +28,7 @@ import { classifyPgError, isServerError, type PgPhase } from './errors.js';
 import { affected, type Lease, type PgResult, positional, rowsOf, sendStatement } from './lease.js';
 import { assertGid, prepareTransaction } from './prepared.js';
 import { SelfDeadlockWatch } from './self-deadlock.js';
-import { isStalePreparedStatement } from './statement-names.js';
+import { discardIfStale } from './statement-names.js';
 
 const ignore = (): void => {};
 const commandOf = (r: PgResult): string => (r as pg.QueryResult).command;
@@ -160,8 +160,7 @@ export class PgTx implements ResourceTx {
       nothingSent: phase !== 'commit',
     });
     if (phase !== 'commit' && e.sqlState !== undefined) this.#aborted ??= e;
-    if (isStalePreparedStatement(e))
-      this.lease.discard = 'a prepared statement went stale (the schema changed)';
+    discardIfStale(this.lease, e);
     if (this.#selfDeadlock !== undefined && e.sqlState === '57014') {
       return new SelfDeadlockError(
         `transaction ${this.txId} (propagation 'requires_new' or 'not_supported') waited for a lock held by ` +

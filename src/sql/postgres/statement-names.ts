@@ -5,6 +5,10 @@
  * one name for the whole pool; past `max` texts, new ones run unnamed, so an application
  * that builds SQL dynamically cannot make every connection hold unbounded statements.
  */
+import type pg from 'pg';
+import type { TxkitError } from '../../core/errors.js';
+import type { Lease } from './lease.js';
+
 export const MAX_PREPARED_STATEMENTS = 1_000;
 
 export class StatementNames {
@@ -22,11 +26,32 @@ export class StatementNames {
   }
 }
 
+const byPool = new WeakMap<pg.Pool, StatementNames>();
+
+/**
+ * The names of `pool`'s connections. Databases sharing one pool share them: pg refuses a
+ * name that the connection already prepared for another text.
+ */
+export function statementNamesFor(pool: pg.Pool): StatementNames {
+  let names = byPool.get(pool);
+  if (names === undefined) {
+    names = new StatementNames();
+    byPool.set(pool, names);
+  }
+  return names;
+}
+
 /**
  * PostgreSQL refuses to run a prepared statement whose result columns changed since it was
- * prepared (ALTER TABLE under `SELECT *`): 0A000 "cached plan must not change result type".
- * The statement stays broken on that connection, so the connection is discarded.
+ * prepared (ALTER TABLE under `SELECT *`): 0A000 "cached plan must not change result type",
+ * raised by the plan cache's RevalidateCachedQuery (recognised by that routine, not by the
+ * message, which the server translates). The statement stays broken on that connection,
+ * so the connection is discarded when it is released.
  */
-export function isStalePreparedStatement(err: { sqlState?: string | undefined; message: string }): boolean {
-  return err.sqlState === '0A000' && /cached plan must not change result type/.test(err.message);
+export function discardIfStale(lease: Lease, err: TxkitError): void {
+  if (
+    err.sqlState === '0A000' &&
+    (err.cause as { routine?: string } | undefined)?.routine === 'RevalidateCachedQuery'
+  )
+    lease.discard = 'a prepared statement went stale (the schema changed)';
 }

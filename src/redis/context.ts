@@ -19,6 +19,8 @@ export interface RedisContext {
   lease(slot: number | undefined, signal?: AbortSignal): Promise<Redis>;
   /** The in-process queue of optimistic attempts on this key set (see `OptimisticLane`). */
   lane(queueKey: string, keys: readonly RedisArg[], slot: number | undefined): OptimisticLane;
+  /** True while other callers wait for a connection from `conn`'s pool. */
+  contended(conn: Redis): boolean;
   /** Gives a leased connection back; `healthy: false` destroys it. */
   release(conn: Redis, healthy: boolean): void;
 }

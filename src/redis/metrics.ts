@@ -48,6 +48,12 @@ export class RedisMetrics {
 
   /** `inc` for a two-label series on a hot path: the series name is built once per label pair. */
   inc2(name: string, l1: string, v1: string, l2: string, v2: string): void {
+    const key = this.#cachedKey(name, l1, v1, l2, v2);
+    this.#counters.set(key, (this.#counters.get(key) ?? 0) + 1);
+  }
+
+  /** `seriesKey(name, { [l1]: v1, [l2]: v2 })` (or one label without `l2`), built once. */
+  #cachedKey(name: string, l1: string, v1: string, l2?: string, v2 = ''): string {
     let byV1 = this.#keys2.get(name);
     if (!byV1) {
       byV1 = new Map();
@@ -60,10 +66,10 @@ export class RedisMetrics {
     }
     let key = byV2.get(v2);
     if (key === undefined) {
-      key = seriesKey(name, { [l1]: v1, [l2]: v2 });
+      key = seriesKey(name, l2 === undefined ? { [l1]: v1 } : { [l1]: v1, [l2]: v2 });
       byV2.set(v2, key);
     }
-    this.#counters.set(key, (this.#counters.get(key) ?? 0) + 1);
+    return key;
   }
 
   /**
@@ -71,7 +77,7 @@ export class RedisMetrics {
    * path: its series name is built once).
    */
   observe(name: string, value: number, labels?: Record<string, string> | string): void {
-    const key = typeof labels === 'string' ? this.#opSeries(name, labels) : seriesKey(name, labels);
+    const key = typeof labels === 'string' ? this.#cachedKey(name, 'op', labels) : seriesKey(name, labels);
     let h = this.#histograms.get(key);
     if (!h) {
       const bounds = BUCKETS[name] ?? [1, 10, 100, 1000];
@@ -82,21 +88,6 @@ export class RedisMetrics {
     while (i < h.bounds.length && value > h.bounds[i]!) i++;
     h.counts[i]!++;
     h.sum += value;
-  }
-
-  readonly #opKeys = new Map<string, Map<string, string>>();
-  #opSeries(name: string, op: string): string {
-    let byOp = this.#opKeys.get(name);
-    if (!byOp) {
-      byOp = new Map();
-      this.#opKeys.set(name, byOp);
-    }
-    let key = byOp.get(op);
-    if (key === undefined) {
-      key = seriesKey(name, { op });
-      byOp.set(op, key);
-    }
-    return key;
   }
 
   /** Current value of one counter series (0 if never incremented). */

@@ -6,7 +6,9 @@
  * behind EXEC, with a GET of each key the round set (read ahead, so the next round's first
  * body needs no round trip): on the same socket they run after that EXEC and see its
  * writes. WATCH still arbitrates against every other client and process; when no round
- * follows, UNWATCH clears it before the connection goes back to the pool.
+ * follows, UNWATCH clears it before the connection goes back to the pool. While other
+ * callers wait for a pooled connection, the lane gives its own back after each round and
+ * leases again behind them.
  */
 import type { Redis } from 'ioredis';
 import { copyError } from '../core/errors.js';
@@ -58,13 +60,7 @@ export class OptimisticLane {
       if (this.#rounds.size > 0) return;
       const conn = this.#conn;
       this.#conn = undefined;
-      if (conn && this.#ahead?.conn === conn) {
-        this.#ahead = undefined;
-        conn.unwatch().then(
-          () => this.ctx.release(conn, true),
-          () => this.ctx.release(conn, false),
-        );
-      } else if (conn) this.ctx.release(conn, true);
+      if (conn) this.#giveBack(conn);
       this.onIdle();
       return;
     }
@@ -88,6 +84,19 @@ export class OptimisticLane {
     this.#startRound(conn, this.#queue.splice(0, MAX_ROUND));
   }
 
+  /** Gives a connection with no round running back to the pool, clearing a WATCH written ahead. */
+  #giveBack(conn: Redis): void {
+    if (this.#ahead?.conn !== conn) {
+      this.ctx.release(conn, true);
+      return;
+    }
+    this.#ahead = undefined;
+    conn.unwatch().then(
+      () => this.ctx.release(conn, true),
+      () => this.ctx.release(conn, false),
+    );
+  }
+
   #startRound(conn: Redis, batch: AttemptRequest<unknown>[]): void {
     const uses = this.#rounds.get(conn) ?? { running: 0, broken: false };
     uses.running++;
@@ -97,12 +106,17 @@ export class OptimisticLane {
     const onWritten = (wrote: WriteOverlay) => {
       written = true;
       this.#composing = false;
-      if (this.#conn === conn && canWrite(conn)) {
-        const readAhead = this.keys.filter((k) => {
-          const value = wrote.lookup(k);
-          return typeof value === 'string' || value === null;
-        });
-        this.#ahead = { conn, watch: sendWatch(conn, this.keys, readAhead) };
+      if (this.#conn === conn) {
+        // Others wait for a connection: this one goes back after the round, and the next
+        // round leases again behind them (a busy lane must not starve other key sets).
+        if (this.ctx.contended(conn)) this.#conn = undefined;
+        else if (canWrite(conn)) {
+          const readAhead = this.keys.filter((k) => {
+            const value = wrote.lookup(k);
+            return typeof value === 'string' || value === null;
+          });
+          this.#ahead = { conn, watch: sendWatch(conn, this.keys, readAhead) };
+        }
       }
       this.#next();
     };
@@ -126,6 +140,10 @@ export class OptimisticLane {
       if (--uses.running === 0) {
         this.#rounds.delete(conn);
         if (uses.broken) this.ctx.release(conn, false);
+        else if (this.#conn !== conn || this.ctx.contended(conn)) {
+          if (this.#conn === conn) this.#conn = undefined;
+          this.#giveBack(conn);
+        }
       }
       this.#next();
     });

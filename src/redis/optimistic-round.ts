@@ -81,6 +81,10 @@ export class VoidedAttemptError extends ConnectionLostError {
   }
 }
 
+/** Rejects an attempt whose signal fired before its body ran (nothing of it was sent). */
+export const cancelledBeforeRun = (signal: AbortSignal) =>
+  new TransactionCancelledError('cancelled before the attempt ran', { cause: signal.reason });
+
 /** A WATCH already written on a connection, with GETs read ahead right behind it. */
 export interface SentWatch {
   readonly epoch: number;
@@ -163,7 +167,7 @@ export async function runRound<T>(
     for (let i = 0; i < batch.length; i++) {
       const req = batch[i]!;
       if (req.signal?.aborted) {
-        req.reject(new TransactionCancelledError('cancelled before its turn', { cause: req.signal.reason }));
+        req.reject(cancelledBeforeRun(req.signal));
         continue;
       }
       const reader = new WatchedReader(conn, req.attempt, overlay, readAhead);
@@ -220,7 +224,7 @@ export async function runRound<T>(
         settle(m, () =>
           m.req.reject(
             m.commands || !unknown
-              ? err
+              ? copyError(err)
               : new VoidedAttemptError('the round it read from has an unknown outcome', err),
           ),
         );

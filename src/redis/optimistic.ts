@@ -13,12 +13,7 @@
  * sending EXEC.
  */
 import { randomUUID } from 'node:crypto';
-import {
-  ConnectionLostError,
-  InvalidArgumentError,
-  InvalidOptionError,
-  TransactionCancelledError,
-} from '../core/errors.js';
+import { ConnectionLostError, InvalidArgumentError, InvalidOptionError } from '../core/errors.js';
 import { type RetryPolicy, resolveRetry, withRetry } from '../core/retry.js';
 import { checkArg, type RedisArg } from './commands.js';
 import type { RedisContext } from './context.js';
@@ -28,6 +23,7 @@ import {
   type AttemptOutcome,
   type AttemptRequest,
   type Body,
+  cancelledBeforeRun,
   runRound,
   VoidedAttemptError,
 } from './optimistic-round.js';
@@ -150,7 +146,7 @@ export async function runOptimistic<T>(
     return new Promise<AttemptOutcome<T>>((resolve, reject) => {
       const { signal } = options;
       if (signal?.aborted) {
-        reject(cancelledWhileQueued(signal));
+        reject(cancelledBeforeRun(signal));
         return;
       }
       if (queueKey === undefined) {
@@ -164,7 +160,7 @@ export async function runOptimistic<T>(
       }
       // Cancelling withdraws an attempt still waiting for its round; one whose body already
       // ran is decided by its round (it may commit).
-      const onAbort = () => lane.withdraw(request, cancelledWhileQueued(signal));
+      const onAbort = () => lane.withdraw(request, cancelledBeforeRun(signal));
       const request: AttemptRequest<T> = {
         body,
         attempt: n,
@@ -204,9 +200,6 @@ export async function runOptimistic<T>(
     throw err;
   }
 }
-
-const cancelledWhileQueued = (signal: AbortSignal) =>
-  new TransactionCancelledError('cancelled before the attempt ran', { cause: signal.reason });
 
 /** An attempt outside any lane (`localQueue: false`): a round of one on its own lease. */
 function runAlone<T>(

@@ -30,6 +30,11 @@ export class DedicatedPool {
     private readonly options: PoolOptions,
   ) {}
 
+  /** True while callers wait for a connection (all are leased). */
+  get contended(): boolean {
+    return this.#waiters.length > 0;
+  }
+
   /** Leases a ready connection. Give it back with {@link release}. */
   async acquire(signal?: AbortSignal): Promise<Redis> {
     if (this.#closed) throw new PoolTimeoutError('the connection pool is closed');

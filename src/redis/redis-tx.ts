@@ -94,6 +94,7 @@ export class RedisTx {
       metrics: this.metrics,
       shared: () => this.#sharedReady(),
       lease: (slot, signal) => this.#lease(slot, signal),
+      contended: (conn) => this.#leasedFrom.get(conn)?.contended ?? false,
       release: (conn, healthy) => this.#leasedFrom.get(conn)?.release(conn, healthy),
       lane: (queueKey, keys, slot) => this.#lane(queueKey, keys, slot),
     };

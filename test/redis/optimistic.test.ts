@@ -312,6 +312,30 @@ describe.skipIf(!url)('redis optimistic transactions (WATCH)', () => {
     }
   });
 
+  it('a lane under steady load gives its connection back between rounds while other key sets wait', async () => {
+    const p = prefix();
+    const single = redisTx(client(), { poolSize: 1, acquireTimeoutMs: 1000 });
+    let busy = true;
+    const load: Promise<unknown>[] = [];
+    // New attempts on one key arrive on every turn of the event loop, so its lane never drains.
+    const arrive = () => {
+      if (!busy) return;
+      for (let i = 0; i < 3; i++) load.push(increment(single, `${p}:hot`));
+      setImmediate(arrive);
+    };
+    try {
+      arrive();
+      await load[0];
+      const cold = await increment(single, `${p}:cold`); // PoolTimeoutError if it starves
+      expect(cold.status).toBe('committed');
+    } finally {
+      busy = false;
+      await Promise.allSettled(load);
+      await single.close();
+    }
+    expect(await other.get(`${p}:hot`)).toBe(String(load.length));
+  });
+
   it('a lane that goes idle clears the WATCH it wrote ahead before the connection is reused', async () => {
     const p = prefix();
     const single = redisTx(client(), { poolSize: 1 });

@@ -1,3 +1,12 @@
+/**
+ * `txkit fs …`: inspection and repair of txkit/fs state.
+ *   txkit fs wal verify <dir>        full CRC scan (exit 3 on corruption)
+ *   txkit fs wal dump <dir>          decoded records
+ *   txkit fs lock status <path>      holder, mode, heartbeat age, stale? (exit 4 when held)
+ *   txkit fs lock break <path>       ends a stale lock (a live one needs --force --yes)
+ *   txkit fs recover <root>          finishes / undoes interrupted file transactions
+ * Exit codes: 0 ok, 1 failed, 2 usage, 3 corruption, 4 lock held, 5 needs intervention.
+ */
 import type { Command } from 'commander';
 import { fsTransaction } from '../fs/file-tx/manager.js';
 import { breakLock, lockStatus } from '../fs/lock-admin.js';
@@ -133,7 +142,7 @@ export async function recoverCommand(
   return { exitCode, lines };
 }
 
-const run = (command: () => Promise<CommandResult>) => () => printResult(command, () => FS_EXIT.failed);
+const run = (command: () => Promise<CommandResult>) => printResult(command, () => FS_EXIT.failed);
 
 /** Adds `txkit fs …` to the program. */
 export function register(program: Command): void {
@@ -143,7 +152,7 @@ export function register(program: Command): void {
     .command('verify <dir>')
     .description('full CRC scan of a WAL directory; exit 3 on corruption')
     .option('--json', 'print JSON')
-    .action((dir: string, o: { json?: boolean }) => run(() => walVerifyCommand(dir, o))());
+    .action((dir: string, o: { json?: boolean }) => run(() => walVerifyCommand(dir, o)));
   wal
     .command('dump <dir>')
     .description('print decoded records (lsn, type, key, payload)')
@@ -151,7 +160,7 @@ export function register(program: Command): void {
     .option('--limit <n>', 'at most this many records')
     .option('--json', 'one JSON object per line')
     .action((dir: string, o: { fromLsn?: string; limit?: string; json?: boolean }) =>
-      run(() => walDumpCommand(dir, o))(),
+      run(() => walDumpCommand(dir, o)),
     );
   const lock = fs.command('lock').description('cross-process lock tools');
   lock
@@ -159,20 +168,18 @@ export function register(program: Command): void {
     .description('holder, mode, heartbeat age and staleness; exit 4 when held')
     .option('--stale-ms <ms>', 'staleness threshold', '10000')
     .option('--json', 'print JSON')
-    .action((path: string, o: { json?: boolean; staleMs?: string }) =>
-      run(() => lockStatusCommand(path, o))(),
-    );
+    .action((path: string, o: { json?: boolean; staleMs?: string }) => run(() => lockStatusCommand(path, o)));
   lock
     .command('break <path>')
     .description('end a stale lock; a live one needs --force --yes')
     .option('--force', 'break even a live lock')
     .option('--yes', 'confirm a destructive break')
-    .action((path: string, o: { force?: boolean; yes?: boolean }) => run(() => lockBreakCommand(path, o))());
+    .action((path: string, o: { force?: boolean; yes?: boolean }) => run(() => lockBreakCommand(path, o)));
   fs.command('recover <root>')
     .description(
       'finish committed and undo unfinished file transactions under <root>; exit 5 if prepared ones wait',
     )
     .option('--dry-run', 'only say what would be done')
     .option('--json', 'print JSON')
-    .action((root: string, o: { dryRun?: boolean; json?: boolean }) => run(() => recoverCommand(root, o))());
+    .action((root: string, o: { dryRun?: boolean; json?: boolean }) => run(() => recoverCommand(root, o)));
 }

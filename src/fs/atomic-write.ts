@@ -158,32 +158,13 @@ async function replace(fs: FsAdapter, to: Target, data: AtomicWriteData, o: Atom
   const durability = o.durability ?? 'full';
   const platform = o.platform ?? process.platform;
   const op = 'atomicWriteFile';
-  const target = to.path;
-  const existing = to.existing;
+  const { path: target, existing } = to;
   const abortIfNeeded = () => {
     if (o.signal?.aborted) throw new TransactionCancelledError(`${op}: aborted before rename of ${target}`);
   };
   abortIfNeeded();
   // Open the directory now, while the data is written: its fsync then waits for no open.
   const releaseDir = durability === 'full' && platform !== 'win32' ? holdDir(fs, dirname(target)) : undefined;
-  try {
-    await writeAndRename(fs, target, existing, data, o, durability, platform, abortIfNeeded);
-  } finally {
-    releaseDir?.();
-  }
-}
-
-async function writeAndRename(
-  fs: FsAdapter,
-  target: string,
-  existing: Target['existing'],
-  data: AtomicWriteData,
-  o: AtomicWriteOptions,
-  durability: Durability,
-  platform: NodeJS.Platform,
-  abortIfNeeded: () => void,
-) {
-  const op = 'atomicWriteFile';
   const temp = tempPathFor(target);
   let step = 'create temp file';
   let file: FsFile | undefined;
@@ -248,6 +229,8 @@ async function writeAndRename(
     if (renamed)
       e.detail = 'the rename happened but is not known to be durable: treat the outcome as unknown';
     throw e;
+  } finally {
+    releaseDir?.();
   }
 }
 

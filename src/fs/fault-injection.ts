@@ -204,20 +204,10 @@ export function crashingFs(limit: number, base: FsAdapter = nodeFs): CrashingFs 
       throw new SimulatedCrash(limit);
     }
   };
-  const wrapFile = (f: FsFile): FsFile => {
-    const w = {} as FsFile;
-    for (const k of [
-      'write',
-      'writev',
-      'read',
-      'sync',
-      'datasync',
-      'truncate',
-      'stat',
-      'chmod',
-      'chown',
-      'close',
-    ] as const) {
+  /** Every call of `methods` on an open file or directory counts too. */
+  const wrapOpen = <T extends { close(): Promise<void> }>(f: T, methods: readonly (keyof T)[]): T => {
+    const w = {} as T;
+    for (const k of methods) {
       (w as any)[k] = async (...a: unknown[]) => {
         try {
           gate();
@@ -230,28 +220,25 @@ export function crashingFs(limit: number, base: FsAdapter = nodeFs): CrashingFs 
     }
     return w;
   };
-  const wrapDir = (d: FsDir): FsDir => ({
-    async sync() {
-      gate();
-      return d.sync();
-    },
-    async close() {
-      try {
-        gate();
-      } catch (err) {
-        await d.close().catch(() => {}); // a dead process's fds close too
-        throw err;
-      }
-      return d.close();
-    },
-  });
+  const FILE_CALLS = [
+    'write',
+    'writev',
+    'read',
+    'sync',
+    'datasync',
+    'truncate',
+    'stat',
+    'chmod',
+    'chown',
+    'close',
+  ] as const;
   const adapter = {} as CrashingFs;
   for (const k of Object.keys(base) as (keyof FsAdapter)[]) {
     (adapter as any)[k] = async (...a: unknown[]) => {
       gate();
       const r = await (base as any)[k](...a);
-      if (k === 'openDir') return wrapDir(r as FsDir); // its sync and close count as calls too
-      return k === 'open' ? wrapFile(r) : r;
+      if (k === 'openDir') return wrapOpen(r as FsDir, ['sync', 'close']);
+      return k === 'open' ? wrapOpen(r as FsFile, FILE_CALLS) : r;
     };
   }
   Object.defineProperty(adapter, 'count', { get: () => count });

@@ -39,6 +39,8 @@ export interface FsAdapter {
   /**
    * Optional: opens a directory for fsyncs to come, so the open can happen ahead of time
    * (off the critical path). `sync()` has `syncDir`'s meaning. Absent: `syncDir` is used.
+   * An adapter spread from `nodeFs` that overrides `syncDir` inherits `nodeFs.openDir`,
+   * which bypasses the override: override `openDir` too (see `openDirOf`), or set it undefined.
    */
   openDir?(path: string): Promise<FsDir>;
 }

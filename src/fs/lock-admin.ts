@@ -72,10 +72,11 @@ export async function breakLock(
   const fs = options.fs ?? nodeFs;
   const status = await lockStatus(pathOrLockDir, options);
   if (status.locked && !options.force) {
-    // `holder` is the owner record, as on a timed-out acquire.
+    // `holder` is the live owner's record, as on a timed-out acquire.
+    const writer = status.exclusive && !status.exclusive.free ? status.exclusive.owner : undefined;
     throw new FileLockTimeoutError(
       `lock ${status.lockPath} is held by a live owner; use force to break it`,
-      status.exclusive?.owner ?? status.readers.find((r) => r.stale === undefined)?.owner,
+      writer ?? status.readers.find((r) => r.stale === undefined)?.owner,
     );
   }
   let broken = 0;

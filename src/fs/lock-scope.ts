@@ -22,7 +22,7 @@ const scope = new AsyncLocalStorage<ReadonlyMap<string, Held>>();
  */
 export function reuseFromScope(dir: string, mode: LockMode, reentrant: boolean): LockHandle | undefined {
   const held = scope.getStore()?.get(dir);
-  if (!held?.active) return undefined;
+  if (!held?.active || !stillHeld(held.handle)) return undefined;
   if (held.handle.mode === 'shared' && mode === 'exclusive') {
     throw new LockUpgradeError(
       `${dir} is held shared by this scope; an exclusive request would wait on itself. ` +
@@ -35,6 +35,16 @@ export function reuseFromScope(dir: string, mode: LockMode, reentrant: boolean):
     );
   }
   return held.handle;
+}
+
+/** False once released (or lost): a new request then waits on other holders, not on this scope. */
+function stillHeld(handle: LockHandle): boolean {
+  try {
+    handle.assertHeld();
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Runs `fn` in a scope that also holds `handle` on `dir`. */

@@ -198,10 +198,19 @@ async function waitTurn(
  * try { await atomicWriteFile('data.json', next); } finally { await l.release(); }
  */
 export async function lock(target: string, options: LockOptions = {}): Promise<LockHandle> {
+  const { r, fs, dir } = await lockRequest(target, options);
+  return acquireAt(fs, dir, r, options, performance.now() + r.timeoutMs);
+}
+
+/** @internal A request for `target`'s lock: its checked options, adapter and lock directory (lock, withLock). */
+export async function lockRequest(
+  target: string,
+  options: LockOptions,
+): Promise<{ r: Resolved; fs: FsAdapter; dir: string }> {
   const r = resolveOptions(options);
   const fs = options.fs ?? nodeFs;
   const dir = options.lockPath ? resolve(options.lockPath) : await lockPathFor(target, fs);
-  return acquireAt(fs, dir, r, options, performance.now() + r.timeoutMs);
+  return { r, fs, dir };
 }
 
 /** Like {@link lock} with `timeoutMs: 0`, but returns null instead of throwing when held. */

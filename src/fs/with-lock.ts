@@ -1,9 +1,6 @@
 /** `withLock`: a lock held for exactly the duration of a callback, aware of its own scope. */
-import { resolve } from 'node:path';
 import { InvalidOptionError } from '../core/errors.js';
-import { type FsAdapter, nodeFs } from './fs-adapter.js';
-import { acquireAt, type LockHandle, type LockOptions, resolveOptions } from './lock.js';
-import { lockPathFor } from './lock-entries.js';
+import { acquireAt, type LockHandle, type LockOptions, lockRequest } from './lock.js';
 import { reuseFromScope, runHolding } from './lock-scope.js';
 
 export interface WithLockOptions extends LockOptions {
@@ -34,9 +31,7 @@ export async function withLock<T>(
   if (options.reentrant !== undefined && typeof options.reentrant !== 'boolean') {
     throw new InvalidOptionError(`withLock: reentrant must be a boolean, got ${String(options.reentrant)}`);
   }
-  const r = resolveOptions(options);
-  const fs: FsAdapter = options.fs ?? nodeFs;
-  const dir = options.lockPath ? resolve(options.lockPath) : await lockPathFor(target, fs);
+  const { r, fs, dir } = await lockRequest(target, options);
   const held = reuseFromScope(dir, r.mode, options.reentrant === true);
   if (held) return fn(held);
   const handle = await acquireAt(fs, dir, r, options, performance.now() + r.timeoutMs);

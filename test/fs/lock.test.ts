@@ -174,6 +174,10 @@ describe('lock', () => {
     expect((err as { holder: { token: string } }).holder.token).toBe(h.token); // the owner record
     await h.release();
     expect((await breakLock(f)).broken).toBe(0);
+    const reader = await lock(f, { mode: 'shared' }); // a released exclusive slot is no holder
+    const byReader = await breakLock(f).catch((e: unknown) => e);
+    expect((byReader as { holder: { token: string } }).holder.token).toBe(reader.token);
+    await reader.release();
   });
 
   it('lockMany takes locks in sorted order and releases all on timeout', async () => {

@@ -90,6 +90,7 @@ describe('DurableQueue on the WAL', () => {
     expect((await again.read('billing', 1))[0]?.body.toString()).toBe('m11');
     expect((await again.read('audit'))[0]?.body.toString()).toBe('m26');
     await expect(again.read('bad group!')).rejects.toThrow(/group must be/);
+    await expect(again.ack('bad group!', 1n)).rejects.toThrow(/group must be/);
     await again.close();
   });
 

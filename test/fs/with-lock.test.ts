@@ -1,9 +1,9 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { InvalidOptionError } from '../../src/core/errors.js';
-import { LockReentryError, LockUpgradeError } from '../../src/fs/errors.js';
+import { LockCompromisedError, LockReentryError, LockUpgradeError } from '../../src/fs/errors.js';
 import { lock, tryLock } from '../../src/fs/lock.js';
-import { isLocked, lockStatus } from '../../src/fs/lock-admin.js';
+import { breakLock, isLocked, lockStatus } from '../../src/fs/lock-admin.js';
 import { lockMany } from '../../src/fs/lock-many.js';
 import { withLock } from '../../src/fs/with-lock.js';
 import { useTempDir } from './tmpdir.js';
@@ -116,6 +116,29 @@ describe('withLock', () => {
     });
     scopeOver();
     expect(await leftRunning).toBe('exclusive');
+  });
+
+  it('a lock released inside the scope can be taken again there, in any mode', async () => {
+    const f = join(tempDir(), 'data');
+    await withLock(f, { ...patient, mode: 'shared' }, async (l) => {
+      await l.release();
+      const again = await lock(f, patient);
+      expect(again.mode).toBe('exclusive');
+      await again.release();
+    });
+    expect(await isLocked(f)).toBe(false);
+  });
+
+  it('a lock lost meanwhile makes withLock throw LockCompromisedError after fn', async () => {
+    const f = join(tempDir(), 'data');
+    let ran = false;
+    await expect(
+      withLock(f, patient, async () => {
+        await breakLock(f, { force: true });
+        ran = true;
+      }),
+    ).rejects.toBeInstanceOf(LockCompromisedError);
+    expect(ran).toBe(true);
   });
 
   it('rejects a non-boolean reentrant', async () => {

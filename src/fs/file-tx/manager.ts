@@ -179,8 +179,7 @@ export class FsTransactionManager {
 
   async #recoverLocked(): Promise<RecoveryReport> {
     const { report, committed } = await this.#plan();
-    for (const txId of report.forward) {
-      const state = committed.get(txId)!;
+    for (const [txId, state] of committed) {
       await this.#apply(txId, state.plan, state.stashed);
       await this.#cleanup(txId);
       fsEvents.emit('fstx-recovered', { root: this.root, txId, direction: 'forward' });
@@ -449,9 +448,9 @@ type TxState =
   | { kind: 'prepared' }
   | { kind: 'unfinished' };
 
-/** What a journal's valid records say. */
 type CommittedState = Extract<TxState, { kind: 'committed' }>;
 
+/** What a journal's valid records say. */
 export function stateOf(recs: JournalRecord[]): TxState {
   const first = recs[0];
   if (!first) return { kind: 'unfinished' };

@@ -79,7 +79,7 @@ export class DurableQueue {
    * at a time: each writes the whole offsets file, so concurrent ones must not start from
    * the same old map.
    */
-  ack(group: string, lsn: bigint): Promise<void> {
+  async ack(group: string, lsn: bigint): Promise<void> {
     const g = this.#group(group);
     const run = () => this.#ackNow(g, lsn);
     const done = this.#acks.then(run, run);
